@@ -1,0 +1,113 @@
+"""One exception handler: every API error is RFC 9457 `application/problem+json`.
+
+Shape: `{"type", "title", "status", "detail", "instance"}`, plus `errors` — a list of
+`{"field", "message"}` naming each bad field — for invalid request bodies.
+"""
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+PROBLEM_BASE = "https://agentflow.dev/problems/"
+
+
+def _flatten(detail: Any, prefix: str = "") -> list[dict[str, str]]:
+    """Turn DRF's nested error detail into `[{"field": "a.b.0", "message": ...}]`."""
+    if isinstance(detail, dict):
+        out: list[dict[str, str]] = []
+        for key, value in detail.items():
+            name = key if key != "non_field_errors" else ""
+            out += _flatten(value, f"{prefix}.{name}" if prefix and name else prefix or name)
+        return out
+    if isinstance(detail, list):
+        if all(isinstance(item, str) for item in detail):
+            return [{"field": prefix, "message": str(item)} for item in detail]
+        out = []
+        for index, item in enumerate(detail):
+            out += _flatten(item, f"{prefix}.{index}" if prefix else str(index))
+        return out
+    return [{"field": prefix, "message": str(detail)}]
+
+
+def problem(
+    status_code: int, title: str, detail: str, *, code: str, **extra: Any
+) -> dict[str, Any]:
+    return {
+        "type": PROBLEM_BASE + code,
+        "title": title,
+        "status": status_code,
+        "detail": detail,
+        **extra,
+    }
+
+
+def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+    response = exception_handler(exc, context)
+    if response is None or not isinstance(exc, exceptions.APIException):
+        return response  # an unexpected error: Django's 500 path logs it
+    request = context.get("request")
+    code = exc.default_code if isinstance(exc.default_code, str) else "error"
+    title = str(exceptions.APIException.default_detail)
+    if hasattr(exc, "default_detail"):
+        title = str(exc.default_detail)
+    body = problem(
+        response.status_code,
+        title.rstrip("."),
+        _detail_text(exc),
+        code=code,
+        instance=request.get_full_path() if request is not None else None,
+    )
+    if isinstance(exc, exceptions.ValidationError):
+        body["title"] = "Invalid request"
+        body["errors"] = _flatten(exc.detail)
+        body["detail"] = "; ".join(
+            f"{e['field']}: {e['message']}" if e["field"] else e["message"] for e in body["errors"]
+        )
+    if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
+        body["retry_after"] = response.headers.get("Retry-After")
+    response.data = body
+    response.content_type = PROBLEM_CONTENT_TYPE
+    return response
+
+
+def _detail_text(exc: exceptions.APIException) -> str:
+    detail = exc.detail
+    if isinstance(detail, list | dict):
+        return "Invalid request."
+    return str(detail)
+
+
+def not_found_view(request: Any, exception: Exception | None = None) -> Any:
+    """Outside DRF too, an unknown URL answers problem+json."""
+    from django.http import JsonResponse
+
+    body = problem(
+        status.HTTP_404_NOT_FOUND,
+        "Not found",
+        "No such resource.",
+        code="not_found",
+        instance=request.get_full_path(),
+    )
+    return JsonResponse(body, status=404, content_type=PROBLEM_CONTENT_TYPE)
+
+
+def server_error_view(request: Any) -> Any:
+    from django.http import JsonResponse
+
+    body = problem(
+        status.HTTP_500_INTERNAL_SERVER_ERROR,
+        "Server error",
+        "Something went wrong on our side; it has been logged.",
+        code="server_error",
+        instance=request.get_full_path(),
+    )
+    return JsonResponse(body, status=500, content_type=PROBLEM_CONTENT_TYPE)

@@ -1,0 +1,119 @@
+"""Structured logging: one JSON object a line, with the request id and tenant; secrets scrubbed.
+
+A log line must never hold an API key, an Authorization header or the value of a credential
+environment variable. `scrub_secrets` runs last before rendering and masks all three, wherever
+in the event they appear (message, extra fields, exception text).
+"""
+
+import os
+import re
+from collections.abc import Mapping, MutableMapping
+from typing import Any
+
+import structlog
+
+REDACTED = "[redacted]"
+# Keys whose values are credentials, whatever they hold.
+SECRET_FIELD_RE = re.compile(
+    r"(authorization|api[-_]?key|password|passwd|secret|token|cookie|session|dsn|"
+    r"connection_string|database_url|redis_url)",
+    re.IGNORECASE,
+)
+# An API key as issued: an 8-character prefix, a dot, a 32-character secret.
+API_KEY_RE = re.compile(r"\b[A-Za-z0-9]{8}\.[A-Za-z0-9]{32}\b")
+AUTH_HEADER_RE = re.compile(r"((?:Api-Key|Bearer|Basic|Token)\s+)\S+", re.IGNORECASE)
+# Environment variables whose values are credentials (their names say so).
+SECRET_ENV_RE = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|DSN|_URL|CONNECTION_STRING)$")
+MIN_SECRET_LEN = 8
+
+
+def _secret_env_values() -> list[str]:
+    values = {
+        value
+        for name, value in os.environ.items()
+        if SECRET_ENV_RE.search(name.upper()) and len(value) >= MIN_SECRET_LEN
+    }
+    # Longest first, so a value that contains another is masked whole.
+    return sorted(values, key=len, reverse=True)
+
+
+def scrub_text(text: str) -> str:
+    """Mask API keys, Authorization values and credential env values found in `text`."""
+    for value in _secret_env_values():
+        if value in text:
+            text = text.replace(value, REDACTED)
+    text = API_KEY_RE.sub(REDACTED, text)
+    return AUTH_HEADER_RE.sub(lambda m: m.group(1) + REDACTED, text)
+
+
+def _scrub(value: Any, depth: int = 0) -> Any:
+    if depth > 8:
+        return value
+    if isinstance(value, str):
+        return scrub_text(value)
+    if isinstance(value, Mapping):
+        return {
+            k: REDACTED
+            if isinstance(k, str) and SECRET_FIELD_RE.search(k)
+            else _scrub(v, depth + 1)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_scrub(v, depth + 1) for v in value]
+    return value
+
+
+def scrub_secrets(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> Any:
+    """A structlog processor: the last line of defence before a line is written."""
+    return _scrub(dict(event))
+
+
+def configure_logging(*, level: str, fmt: str) -> dict[str, Any]:
+    """Configure structlog and return Django's LOGGING dict (stdlib logs share the pipeline)."""
+    pre_chain: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.stdlib.ExtraAdder(),
+    ]
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *pre_chain,
+            structlog.processors.StackInfoRenderer(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        cache_logger_on_first_use=True,
+    )
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "structured": {
+                "()": structlog.stdlib.ProcessorFormatter,
+                "processors": [
+                    structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    structlog.processors.format_exc_info,
+                    scrub_secrets,
+                    renderer,
+                ],
+                "foreign_pre_chain": pre_chain,
+            }
+        },
+        "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "structured"}},
+        "root": {"handlers": ["console"], "level": level},
+        "loggers": {
+            # Replace Django's own plain-text console handler: every line goes through ours.
+            "django": {"handlers": ["console"], "level": level, "propagate": False},
+            "django.server": {"level": "WARNING"},
+            "django_structlog": {"level": level},
+            "uvicorn.access": {"level": "WARNING"},
+        },
+    }

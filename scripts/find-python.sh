@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Print the path of a Python >= 3.12: $PYTHON if set, then the PATH, then pyenv's and the usual
+# install locations. Exit 1, saying what to do, when there is none.
+set -u
+ok() { "$1" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' >/dev/null 2>&1; }
+
+candidates=()
+[ -n "${PYTHON:-}" ] && candidates+=("$PYTHON")
+for v in 3.14 3.13 3.12; do candidates+=("python$v"); done
+candidates+=(python3 python)
+roots=()
+command -v pyenv >/dev/null 2>&1 && roots+=("$(pyenv root)/versions")
+roots+=("${PYENV_ROOT:-$HOME/.pyenv}/versions" "$HOME/.local/share/uv/python")
+for root in "${roots[@]}"; do
+  for dir in $(ls -d "$root"/*3.1[2-9]* 2>/dev/null | sort -rV); do
+    candidates+=("$dir/bin/python3")
+  done
+done
+for v in 3.14 3.13 3.12; do
+  candidates+=("/usr/local/bin/python$v" "/opt/homebrew/bin/python$v" "/usr/bin/python$v")
+done
+
+for c in "${candidates[@]}"; do
+  path=$(command -v "$c" 2>/dev/null) || continue
+  if ok "$path"; then echo "$path"; exit 0; fi
+done
+echo "AgentFlow needs Python 3.12 or newer, and none was found (looked on the PATH, in pyenv" >&2
+echo "and in the usual install places). Install one (e.g. 'pyenv install 3.13') or point" >&2
+echo "PYTHON at it: make run PYTHON=/path/to/python3.13" >&2
+exit 1

@@ -1,0 +1,36 @@
+from django.contrib import admin
+from rest_framework_api_key.admin import APIKeyModelAdmin
+from rest_framework_api_key.models import APIKey
+
+from tenants.models import ApiKey, Tenant
+
+# The library's own tenant-less key model stays unused; only tenant keys are managed here.
+admin.site.unregister(APIKey)
+
+
+class ApiKeyInline(admin.TabularInline):
+    model = ApiKey
+    extra = 0
+    fields = ("prefix", "name", "role", "created", "expiry_date", "revoked")
+    readonly_fields = ("prefix", "created")
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return False  # a new key's secret is shown once, on the API key page
+
+
+@admin.register(Tenant)
+class TenantAdmin(admin.ModelAdmin):
+    list_display = ("slug", "name", "is_active", "created_at")
+    list_filter = ("is_active",)
+    search_fields = ("slug", "name")
+    inlines = (ApiKeyInline,)
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(APIKeyModelAdmin):
+    list_display = (*APIKeyModelAdmin.list_display, "tenant", "role")
+    list_filter = (*APIKeyModelAdmin.list_filter, "role", "tenant")
+    search_fields = (*APIKeyModelAdmin.search_fields, "tenant__slug")
+    list_select_related = ("tenant",)

@@ -1,0 +1,91 @@
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import exceptions, status
+from rest_framework.generics import ListAPIView
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from agentflow_site.auth import Principal
+from tenants.models import ApiKey, Role
+from tenants.serializers import (
+    ApiKeyCreatedSerializer,
+    ApiKeyCreateSerializer,
+    ApiKeySerializer,
+    MeSerializer,
+)
+from tenants.services import TenantError, api_key_create, api_key_revoke
+
+
+def _principal(request: Request) -> Principal:
+    principal = request.user
+    assert isinstance(principal, Principal)  # guaranteed by ApiKeyAuthentication
+    return principal
+
+
+class MeApi(APIView):
+    """Which tenant and role a key has, and when it expires: a way to check a key."""
+
+    @extend_schema(responses=MeSerializer, operation_id="me")
+    def get(self, request: Request) -> Response:
+        principal = _principal(request)
+        key = principal.api_key
+        data = {
+            "tenant": principal.tenant.slug,
+            "tenant_name": principal.tenant.name,
+            "role": key.role,
+            "key_prefix": key.prefix,
+            "key_name": key.name,
+            "expires_at": key.expiry_date,
+        }
+        return Response(MeSerializer(data).data)
+
+
+class _AdminOnly:
+    read_role = Role.ADMIN
+    write_role = Role.ADMIN
+
+
+class ApiKeyListCreateApi(_AdminOnly, ListAPIView):
+    """The tenant's API keys (admin role). POST creates one and shows its secret once."""
+
+    serializer_class = ApiKeySerializer
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return ApiKey.objects.for_tenant(_principal(self.request).tenant).order_by("-created")
+
+    @extend_schema(request=ApiKeyCreateSerializer, responses={201: ApiKeyCreatedSerializer})
+    def post(self, request: Request) -> Response:
+        body = ApiKeyCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            api_key, secret = api_key_create(
+                tenant=_principal(request).tenant,
+                role=body.validated_data["role"],
+                name=body.validated_data["name"],
+                expires_at=body.validated_data.get("expires_at"),
+            )
+        except TenantError as exc:
+            raise exceptions.ValidationError({"expires_at": [str(exc)]}) from exc
+        api_key.key = secret  # type: ignore[attr-defined]
+        return Response(ApiKeyCreatedSerializer(api_key).data, status=status.HTTP_201_CREATED)
+
+
+class ApiKeyDetailApi(_AdminOnly, APIView):
+    @extend_schema(responses=ApiKeySerializer, operation_id="keys_retrieve")
+    def get(self, request: Request, prefix: str) -> Response:
+        api_key = get_object_or_404(
+            ApiKey.objects.for_tenant(_principal(request).tenant), prefix=prefix
+        )
+        return Response(ApiKeySerializer(api_key).data)
+
+
+class ApiKeyRevokeApi(_AdminOnly, APIView):
+    """Revoke a key for good. Revoking the key making the request is allowed."""
+
+    @extend_schema(request=None, responses=ApiKeySerializer)
+    def post(self, request: Request, prefix: str) -> Response:
+        api_key = get_object_or_404(
+            ApiKey.objects.for_tenant(_principal(request).tenant), prefix=prefix
+        )
+        return Response(ApiKeySerializer(api_key_revoke(api_key=api_key)).data)

@@ -1,0 +1,71 @@
+"""Tenants own everything; API keys belong to one tenant and carry one role."""
+
+from typing import ClassVar
+
+from django.db import models
+from rest_framework_api_key.models import AbstractAPIKey, BaseAPIKeyManager
+
+
+class Role(models.TextChoices):
+    """Roles from SPEC §6, weakest first; a stronger role may do all a weaker one may."""
+
+    VIEWER = "viewer", "viewer: read"
+    EXECUTOR = "executor", "executor: execute and read"
+    DEVELOPER = "developer", "developer: create and edit workflows and sources, execute"
+    ADMIN = "admin", "admin: everything, keys included"
+
+    @classmethod
+    def rank(cls, role: str) -> int:
+        return list(cls.values).index(role) if role in cls.values else -1
+
+
+class TenantQuerySet(models.QuerySet["Tenant"]):
+    def active(self) -> "TenantQuerySet":
+        return self.filter(is_active=True)
+
+
+class Tenant(models.Model):
+    slug = models.SlugField(max_length=63, unique=True, help_text="Short, stable name: 'acme'.")
+    name = models.CharField(max_length=200)
+    is_active = models.BooleanField(default=True)
+    allowed_env = models.JSONField(
+        default=list,
+        blank=True,
+        help_text=(
+            "Environment variables this tenant's sources may name, exact or as a prefix "
+            "ending in '*' (AGENTFLOW_T_ACME_*). Added to the operator-wide "
+            "AGENTFLOW_ALLOWED_ENV."
+        ),
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects: ClassVar[TenantQuerySet] = TenantQuerySet.as_manager()  # type: ignore[assignment]
+
+    class Meta:
+        ordering = ("slug",)
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class ApiKeyManager(BaseAPIKeyManager):
+    def for_tenant(self, tenant: Tenant) -> models.QuerySet["ApiKey"]:
+        return self.filter(tenant=tenant)
+
+
+class ApiKey(AbstractAPIKey):
+    """A hashed, prefixed key: shown once at creation; can expire and be revoked.
+
+    The public handle of a key is its `prefix` (the primary key embeds the hash).
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="api_keys")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
+
+    objects = ApiKeyManager()
+
+    class Meta(AbstractAPIKey.Meta):
+        verbose_name = "API key"
+        verbose_name_plural = "API keys"
+        indexes = (models.Index(fields=("tenant", "revoked")),)

@@ -1,0 +1,36 @@
+from rest_framework import serializers
+
+from tenants.models import ApiKey, Role
+
+
+class MeSerializer(serializers.Serializer):
+    tenant = serializers.CharField(help_text="the key's tenant (slug)")
+    tenant_name = serializers.CharField()
+    role = serializers.CharField()
+    key_prefix = serializers.CharField(help_text="the key's public handle")
+    key_name = serializers.CharField()
+    expires_at = serializers.DateTimeField(allow_null=True)
+
+
+class ApiKeySerializer(serializers.ModelSerializer):
+    expires_at = serializers.DateTimeField(source="expiry_date", allow_null=True)
+    created_at = serializers.DateTimeField(source="created")
+
+    class Meta:
+        model = ApiKey
+        fields = ("prefix", "name", "role", "created_at", "expires_at", "revoked")
+        read_only_fields = fields
+
+
+class ApiKeyCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=50)
+    role = serializers.ChoiceField(choices=Role.values)
+    expires_at = serializers.DateTimeField(required=False, allow_null=True)
+
+
+class ApiKeyCreatedSerializer(ApiKeySerializer):
+    key = serializers.CharField(help_text="the secret key, shown this once and never again")
+
+    class Meta(ApiKeySerializer.Meta):
+        fields = (*ApiKeySerializer.Meta.fields, "key")
+        read_only_fields = fields

@@ -1,0 +1,50 @@
+"""Writes on tenants and keys. Keyword-only, typed, one transaction each."""
+
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.text import slugify
+
+from tenants.models import ApiKey, Role, Tenant
+
+
+class TenantError(ValueError):
+    """A request about tenants or keys that cannot be carried out; the message says why."""
+
+
+@transaction.atomic
+def tenant_create(*, slug: str, name: str = "", allowed_env: list[str] | None = None) -> Tenant:
+    clean = slugify(slug)
+    if not clean or clean != slug:
+        raise TenantError(
+            f"Tenant slug {slug!r} must be lowercase letters, digits and hyphens (try {clean!r})."
+            if clean
+            else f"Tenant slug {slug!r} is empty."
+        )
+    if Tenant.objects.filter(slug=slug).exists():
+        raise TenantError(f"A tenant named {slug!r} already exists.")
+    return Tenant.objects.create(slug=slug, name=name or slug, allowed_env=allowed_env or [])
+
+
+@transaction.atomic
+def api_key_create(
+    *, tenant: Tenant, role: str, name: str = "", expires_at: datetime | None = None
+) -> tuple[ApiKey, str]:
+    """Create a key and return it with its secret, which is shown this once and never again."""
+    if role not in Role.values:
+        raise TenantError(f"Role {role!r} is not one of: {', '.join(Role.values)}.")
+    if expires_at is not None and expires_at <= timezone.now():
+        raise TenantError(f"The expiry {expires_at.isoformat()} is in the past.")
+    return ApiKey.objects.create_key(
+        tenant=tenant, role=role, name=(name or f"{role} key")[:50], expiry_date=expires_at
+    )
+
+
+@transaction.atomic
+def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
+    """Revoke a key for good (revocation cannot be undone)."""
+    if not api_key.revoked:
+        api_key.revoked = True
+        api_key.save(update_fields=["revoked"])
+    return api_key

@@ -1,0 +1,10 @@
+from django.urls import path
+
+from tenants.api import ApiKeyDetailApi, ApiKeyListCreateApi, ApiKeyRevokeApi, MeApi
+
+urlpatterns = [
+    path("me", MeApi.as_view(), name="me"),
+    path("keys", ApiKeyListCreateApi.as_view(), name="keys"),
+    path("keys/<str:prefix>", ApiKeyDetailApi.as_view(), name="key-detail"),
+    path("keys/<str:prefix>/revoke", ApiKeyRevokeApi.as_view(), name="key-revoke"),
+]

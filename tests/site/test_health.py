@@ -1,0 +1,46 @@
+import pytest
+from django.test import override_settings
+
+pytestmark = pytest.mark.django_db
+
+
+def test_health_reports_every_dependency(api, requires_redis: str) -> None:
+    response = api.get("/health")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["version"] == "0.1.0"
+    deps = body["dependencies"]
+    assert deps["database"]["status"] == "ok"
+    assert deps["redis"]["status"] == "ok"
+    # No worker runs in this test process: reported, and the web process stays ready.
+    assert deps["workers"]["status"] == "down"
+    assert body["status"] == "degraded"
+    assert api.get("/health/ready").status_code == 200
+    assert api.get("/health/live").json() == {"status": "ok"}
+    assert api.get("/api/v1/health").status_code == 200
+
+
+def test_redis_reads_not_configured_when_unset(api) -> None:
+    with override_settings(REDIS_URL=""):
+        body = api.get("/health").json()
+    assert body["dependencies"]["redis"] == {"status": "not configured"}
+
+
+DEAD_REDIS = {
+    "default": {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": "redis://127.0.0.1:1/0",
+        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.5, "SOCKET_TIMEOUT": 0.5},
+    }
+}
+
+
+def test_a_dead_redis_makes_health_and_ready_answer_503(api) -> None:
+    with override_settings(REDIS_URL="redis://127.0.0.1:1/0", CACHES=DEAD_REDIS):
+        health = api.get("/health")
+        ready = api.get("/health/ready")
+    assert health.status_code == 503
+    assert health.json()["status"] == "down"
+    assert health.json()["dependencies"]["redis"]["status"] == "down"
+    assert "Connection" in health.json()["dependencies"]["redis"]["error"]
+    assert ready.status_code == 503

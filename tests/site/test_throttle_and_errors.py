@@ -1,0 +1,53 @@
+import pytest
+from django.test import override_settings
+
+from tests.conftest import IssuedKey, client_for, issue_key
+
+pytestmark = pytest.mark.django_db
+
+
+@override_settings(API_THROTTLE_RATE="3/min")
+def test_the_throttle_answers_429_with_retry_after_per_key(admin_key: IssuedKey, tenant) -> None:
+    client = client_for(admin_key)
+    assert [client.get("/api/v1/me").status_code for _ in range(3)] == [200, 200, 200]
+    response = client.get("/api/v1/me")
+    assert response.status_code == 429
+    assert response["Content-Type"] == "application/problem+json"
+    retry_after = int(response["Retry-After"])
+    assert 0 < retry_after <= 60
+    assert response.json()["status"] == 429
+    # The count is per key: another key of the same tenant is not held back.
+    assert client_for(issue_key(tenant, "viewer")).get("/api/v1/me").status_code == 200
+
+
+def test_an_unknown_api_url_is_a_problem_json_404(api) -> None:
+    response = api.get("/api/v1/nothing-here")
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/problem+json"
+    assert response.json()["instance"] == "/api/v1/nothing-here"
+
+
+def test_a_body_that_is_not_json_is_a_400(admin_key: IssuedKey) -> None:
+    response = client_for(admin_key).post(
+        "/api/v1/keys", data="{not json", content_type="application/json"
+    )
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/problem+json"
+    assert "JSON parse error" in response.json()["detail"]
+
+
+def test_the_request_id_is_kept_and_echoed(admin_key: IssuedKey) -> None:
+    response = client_for(admin_key).get("/api/v1/me", HTTP_X_REQUEST_ID="req-1234")
+    assert response["X-Request-ID"] == "req-1234"
+
+
+def test_the_openapi_document_and_its_pages_are_served_offline(api) -> None:
+    schema = api.get("/api/schema/", HTTP_ACCEPT="application/json")
+    assert schema.status_code == 200
+    doc = schema.json()
+    assert doc["components"]["securitySchemes"]["ApiKeyAuth"]["name"] == "X-API-Key"
+    assert "/api/v1/me" in doc["paths"]
+    for page in ("/api/docs/", "/api/redoc/"):
+        html = api.get(page).content.decode()
+        assert "static/drf_spectacular_sidecar" in html  # assets served by us, not a CDN
+        assert "cdn.jsdelivr" not in html
