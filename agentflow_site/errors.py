@@ -72,7 +72,7 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
         body["detail"] = "; ".join(
             f"{e['field']}: {e['message']}" if e["field"] else e["message"] for e in body["errors"]
         )
-    if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
+    if isinstance(exc, exceptions.Throttled):
         body["retry_after"] = response.headers.get("Retry-After")
     response.data = body
     response.content_type = PROBLEM_CONTENT_TYPE

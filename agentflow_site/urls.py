@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from agentflow_site import health
@@ -7,7 +7,7 @@ from agentflow_site import health
 handler404 = "agentflow_site.errors.not_found_view"
 handler500 = "agentflow_site.errors.server_error_view"
 
-api_v1 = [
+api_v1: list[URLPattern | URLResolver] = [
     path("health", health.health, name="api-health"),
     path("", include("tenants.urls")),
 ]

@@ -30,7 +30,7 @@ class TenantAdmin(admin.ModelAdmin):
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(APIKeyModelAdmin):
-    list_display = (*APIKeyModelAdmin.list_display, "tenant", "role")
-    list_filter = (*APIKeyModelAdmin.list_filter, "role", "tenant")
-    search_fields = (*APIKeyModelAdmin.search_fields, "tenant__slug")
+    list_display = (*APIKeyModelAdmin.list_display, "tenant", "role")  # type: ignore[assignment]
+    list_filter = (*APIKeyModelAdmin.list_filter, "role", "tenant")  # type: ignore[assignment]
+    search_fields = (*APIKeyModelAdmin.search_fields, "tenant__slug")  # type: ignore[assignment]
     list_select_related = ("tenant",)

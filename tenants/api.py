@@ -1,3 +1,4 @@
+from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, status
@@ -30,7 +31,7 @@ class MeApi(APIView):
     def get(self, request: Request) -> Response:
         principal = _principal(request)
         key = principal.api_key
-        data = {
+        data: dict[str, object] = {
             "tenant": principal.tenant.slug,
             "tenant_name": principal.tenant.name,
             "role": key.role,
@@ -46,12 +47,12 @@ class _AdminOnly:
     write_role = Role.ADMIN
 
 
-class ApiKeyListCreateApi(_AdminOnly, ListAPIView):
+class ApiKeyListCreateApi(_AdminOnly, ListAPIView[ApiKey]):
     """The tenant's API keys (admin role). POST creates one and shows its secret once."""
 
     serializer_class = ApiKeySerializer
 
-    def get_queryset(self):  # type: ignore[no-untyped-def]
+    def get_queryset(self) -> QuerySet[ApiKey]:
         return ApiKey.objects.for_tenant(_principal(self.request).tenant).order_by("-created")
 
     @extend_schema(request=ApiKeyCreateSerializer, responses={201: ApiKeyCreatedSerializer})

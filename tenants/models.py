@@ -51,7 +51,7 @@ class Tenant(models.Model):
 
 class ApiKeyManager(BaseAPIKeyManager):
     def for_tenant(self, tenant: Tenant) -> models.QuerySet["ApiKey"]:
-        return self.filter(tenant=tenant)
+        return self.filter(tenant=tenant)  # type: ignore[return-value]
 
 
 class ApiKey(AbstractAPIKey):
@@ -63,7 +63,7 @@ class ApiKey(AbstractAPIKey):
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="api_keys")
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
 
-    objects = ApiKeyManager()
+    objects = ApiKeyManager()  # type: ignore[assignment,misc]
 
     class Meta(AbstractAPIKey.Meta):
         verbose_name = "API key"

@@ -3,7 +3,7 @@ from rest_framework import serializers
 from tenants.models import ApiKey, Role
 
 
-class MeSerializer(serializers.Serializer):
+class MeSerializer(serializers.Serializer[dict[str, object]]):
     tenant = serializers.CharField(help_text="the key's tenant (slug)")
     tenant_name = serializers.CharField()
     role = serializers.CharField()
@@ -12,17 +12,17 @@ class MeSerializer(serializers.Serializer):
     expires_at = serializers.DateTimeField(allow_null=True)
 
 
-class ApiKeySerializer(serializers.ModelSerializer):
+class ApiKeySerializer(serializers.ModelSerializer[ApiKey]):
     expires_at = serializers.DateTimeField(source="expiry_date", allow_null=True)
     created_at = serializers.DateTimeField(source="created")
 
     class Meta:
         model = ApiKey
-        fields = ("prefix", "name", "role", "created_at", "expires_at", "revoked")
-        read_only_fields = fields
+        fields: tuple[str, ...] = ("prefix", "name", "role", "created_at", "expires_at", "revoked")
+        read_only_fields: tuple[str, ...] = fields
 
 
-class ApiKeyCreateSerializer(serializers.Serializer):
+class ApiKeyCreateSerializer(serializers.Serializer[dict[str, object]]):
     name = serializers.CharField(max_length=50)
     role = serializers.ChoiceField(choices=Role.values)
     expires_at = serializers.DateTimeField(required=False, allow_null=True)

@@ -36,9 +36,11 @@ def api_key_create(
         raise TenantError(f"Role {role!r} is not one of: {', '.join(Role.values)}.")
     if expires_at is not None and expires_at <= timezone.now():
         raise TenantError(f"The expiry {expires_at.isoformat()} is in the past.")
-    return ApiKey.objects.create_key(
+    api_key, secret = ApiKey.objects.create_key(
         tenant=tenant, role=role, name=(name or f"{role} key")[:50], expiry_date=expires_at
     )
+    assert isinstance(api_key, ApiKey)
+    return api_key, secret
 
 
 @transaction.atomic

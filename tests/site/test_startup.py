@@ -36,7 +36,7 @@ def _get(url: str, key: str | None = None) -> tuple[int, bytes]:
         return err.code, err.read()
 
 
-def _wait_for(predicate, timeout: float, what: str):  # type: ignore[no-untyped-def]
+def _wait_for(predicate, timeout: float, what: str):  # type: ignore[no-untyped-def,unused-ignore]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         result = predicate()
@@ -56,10 +56,15 @@ def test_it_starts_with_no_variables_set_and_the_printed_curl_line_works(tmp_pat
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}
     server = subprocess.Popen(
         ["bash", "scripts/serve.sh", str(port)],
-        cwd=project, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        cwd=project,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
     try:
+
         def printed_curl() -> re.Match[str] | None:
             log.seek(0)
             return re.search(r"curl -H 'X-API-Key: (\S+)' (\S+)", log.read())

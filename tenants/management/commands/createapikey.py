@@ -1,5 +1,5 @@
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -23,7 +23,7 @@ def parse_expiry(text: str) -> datetime:
         raise CommandError(
             f"--expires {text!r} is neither a duration (30d, 12h, 2w, 90m) nor an ISO date."
         ) from exc
-    return when if when.tzinfo else when.replace(tzinfo=timezone.UTC)
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 class Command(BaseCommand):
