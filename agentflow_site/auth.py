@@ -36,6 +36,14 @@ class Principal:
         return Role.rank(self.role) >= Role.rank(needed)
 
 
+def principal_of(request: Request) -> Principal:
+    """The caller of an authenticated API view."""
+    principal = request.user
+    if not isinstance(principal, Principal):
+        raise exceptions.NotAuthenticated()
+    return principal
+
+
 def _key_from_request(request: Request) -> str | None:
     key = request.META.get(HEADER, "").strip()
     if key:

@@ -219,6 +219,16 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {"RoleEnum": "tenants.models.Role"},
 }
 
+# --- Workflows -----------------------------------------------------------------------------------
+AGENTFLOW_MAX_SPEC_BYTES = env.int("AGENTFLOW_MAX_SPEC_BYTES", default=1024 * 1024)
+AGENTFLOW_MAX_SPEC_NODES = env.int("AGENTFLOW_MAX_SPEC_NODES", default=1000)
+# Environment variables every tenant's sources may name (exact, or PREFIX_* ); each tenant can be
+# granted more. The platform's own (DJANGO_*, DATABASE_URL, REDIS_URL, …) are never nameable.
+AGENTFLOW_ALLOWED_ENV = env.list("AGENTFLOW_ALLOWED_ENV", default=[])
+# A body a little over the spec limit still reaches the validator (which names the limit); far
+# over it is refused before it is read.
+DATA_UPLOAD_MAX_MEMORY_SIZE = AGENTFLOW_MAX_SPEC_BYTES * 2 + 64 * 1024
+
 # --- Logging: JSON lines with the request id and the tenant; secrets scrubbed -------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOG_FORMAT = env.str("LOG_FORMAT", default="json")

@@ -10,6 +10,7 @@ handler500 = "agentflow_site.errors.server_error_view"
 api_v1: list[URLPattern | URLResolver] = [
     path("health", health.health, name="api-health"),
     path("", include("tenants.urls")),
+    path("", include("workflows.urls")),
 ]
 
 urlpatterns = [

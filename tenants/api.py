@@ -7,7 +7,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from agentflow_site.auth import Principal
+from agentflow_site.auth import principal_of
 from tenants.models import ApiKey, Role
 from tenants.serializers import (
     ApiKeyCreatedSerializer,
@@ -18,18 +18,12 @@ from tenants.serializers import (
 from tenants.services import TenantError, api_key_create, api_key_revoke
 
 
-def _principal(request: Request) -> Principal:
-    principal = request.user
-    assert isinstance(principal, Principal)  # guaranteed by ApiKeyAuthentication
-    return principal
-
-
 class MeApi(APIView):
     """Which tenant and role a key has, and when it expires: a way to check a key."""
 
     @extend_schema(responses=MeSerializer, operation_id="me")
     def get(self, request: Request) -> Response:
-        principal = _principal(request)
+        principal = principal_of(request)
         key = principal.api_key
         data: dict[str, object] = {
             "tenant": principal.tenant.slug,
@@ -53,7 +47,7 @@ class ApiKeyListCreateApi(_AdminOnly, ListAPIView[ApiKey]):
     serializer_class = ApiKeySerializer
 
     def get_queryset(self) -> QuerySet[ApiKey]:
-        return ApiKey.objects.for_tenant(_principal(self.request).tenant).order_by("-created")
+        return ApiKey.objects.for_tenant(principal_of(self.request).tenant).order_by("-created")
 
     @extend_schema(request=ApiKeyCreateSerializer, responses={201: ApiKeyCreatedSerializer})
     def post(self, request: Request) -> Response:
@@ -61,7 +55,7 @@ class ApiKeyListCreateApi(_AdminOnly, ListAPIView[ApiKey]):
         body.is_valid(raise_exception=True)
         try:
             api_key, secret = api_key_create(
-                tenant=_principal(request).tenant,
+                tenant=principal_of(request).tenant,
                 role=body.validated_data["role"],
                 name=body.validated_data["name"],
                 expires_at=body.validated_data.get("expires_at"),
@@ -76,7 +70,7 @@ class ApiKeyDetailApi(_AdminOnly, APIView):
     @extend_schema(responses=ApiKeySerializer, operation_id="keys_retrieve")
     def get(self, request: Request, prefix: str) -> Response:
         api_key = get_object_or_404(
-            ApiKey.objects.for_tenant(_principal(request).tenant), prefix=prefix
+            ApiKey.objects.for_tenant(principal_of(request).tenant), prefix=prefix
         )
         return Response(ApiKeySerializer(api_key).data)
 
@@ -87,6 +81,6 @@ class ApiKeyRevokeApi(_AdminOnly, APIView):
     @extend_schema(request=None, responses=ApiKeySerializer)
     def post(self, request: Request, prefix: str) -> Response:
         api_key = get_object_or_404(
-            ApiKey.objects.for_tenant(_principal(request).tenant), prefix=prefix
+            ApiKey.objects.for_tenant(principal_of(request).tenant), prefix=prefix
         )
         return Response(ApiKeySerializer(api_key_revoke(api_key=api_key)).data)

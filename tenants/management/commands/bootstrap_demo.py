@@ -8,6 +8,9 @@ from tenants.models import ApiKey, Role, Tenant
 from tenants.services import api_key_create, api_key_revoke, tenant_create
 
 DEMO_KEY_NAME = "demo admin (make run)"
+# The variables the bundled examples name; a real tenant is granted its own (createtenant
+# --allow-env, the admin, or AGENTFLOW_ALLOWED_ENV for every tenant).
+DEMO_ENV_GRANTS = ["OPENAI_API_KEY", "ANTHROPIC_API_KEY", "SHOP_DATABASE_URL", "CRM_TOKEN"]
 
 
 class Command(BaseCommand):
@@ -22,7 +25,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **opts: Any) -> None:
         tenant = Tenant.objects.filter(slug=opts["tenant"]).first() or tenant_create(
-            slug=opts["tenant"], name="Demo tenant", allowed_env=["OPENAI_API_KEY"]
+            slug=opts["tenant"], name="Demo tenant", allowed_env=DEMO_ENV_GRANTS
         )
         for old in ApiKey.objects.for_tenant(tenant).filter(name=DEMO_KEY_NAME, revoked=False):
             api_key_revoke(api_key=old)

@@ -1,0 +1,1 @@
+"""AgentFlow's workflow runtime: spec models, validation, templates and rules. Imports no Django."""
