@@ -72,6 +72,8 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
         body["detail"] = "; ".join(
             f"{e['field']}: {e['message']}" if e["field"] else e["message"] for e in body["errors"]
         )
+    if isinstance(getattr(exc, "errors", None), list):
+        body["errors"] = exc.errors  # type: ignore[attr-defined]
     if isinstance(exc, exceptions.Throttled):
         body["retry_after"] = response.headers.get("Retry-After")
     response.data = body

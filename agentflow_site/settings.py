@@ -229,6 +229,18 @@ AGENTFLOW_ALLOWED_ENV = env.list("AGENTFLOW_ALLOWED_ENV", default=[])
 # over it is refused before it is read.
 DATA_UPLOAD_MAX_MEMORY_SIZE = AGENTFLOW_MAX_SPEC_BYTES * 2 + 64 * 1024
 
+# USD per million tokens, merged over runtime/pricing.py's table:
+# {"my-model": [0.5, 1.5]} (input, output). Names match exactly or as a prefix.
+AGENTFLOW_PRICES = {k: tuple(v) for k, v in env.json("AGENTFLOW_PRICES", default={}).items()}
+# Extra aggregation functions: {"name": "package.module.function"} (operator code only).
+AGENTFLOW_AGGREGATIONS = env.json("AGENTFLOW_AGGREGATIONS", default={})
+# Base URLs for sources that name none, by kind: {"openai": "https://gateway.internal/v1"}.
+AGENTFLOW_PROVIDER_BASE_URLS = env.json("AGENTFLOW_PROVIDER_BASE_URLS", default={})
+# sqlite sources name files under this directory and nowhere else.
+AGENTFLOW_SQLITE_ROOT = Path(env.str("AGENTFLOW_SQLITE_ROOT", default=str(DATA_DIR / "sqlite")))
+# Longest a synchronous execute may run, whatever the spec or request asks (seconds).
+AGENTFLOW_SYNC_TIMEOUT = env.float("AGENTFLOW_SYNC_TIMEOUT", default=300.0)
+
 # --- Logging: JSON lines with the request id and the tenant; secrets scrubbed -------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOG_FORMAT = env.str("LOG_FORMAT", default="json")

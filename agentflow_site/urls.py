@@ -11,6 +11,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("health", health.health, name="api-health"),
     path("", include("tenants.urls")),
     path("", include("workflows.urls")),
+    path("", include("executions.urls")),
 ]
 
 urlpatterns = [

@@ -85,3 +85,7 @@ def requires_redis() -> str:
             pytest.fail("CI=true but REDIS_URL is not set: Redis tests cannot run.")
         pytest.skip("REDIS_URL is not set (make test points it at the local Redis).")
     return url
+
+
+# Fake provider servers (OpenAI, Azure, Anthropic, Gemini) on 127.0.0.1, driven by the real SDKs.
+from tests.fakes.fixtures import anthropic_server, gemini_server, openai_server  # noqa: E402, F401

@@ -1,9 +1,12 @@
 import secrets
+from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
 
+from tenants.management.commands.demo_catalogue import write_catalogue
 from tenants.models import ApiKey, Role, Tenant
 from tenants.services import api_key_create, api_key_revoke, tenant_create
 
@@ -24,6 +27,7 @@ class Command(BaseCommand):
         parser.add_argument("--base-url", default="http://127.0.0.1:8000")
 
     def handle(self, *args: Any, **opts: Any) -> None:
+        write_catalogue(Path(settings.AGENTFLOW_SQLITE_ROOT) / "demo.sqlite3")
         tenant = Tenant.objects.filter(slug=opts["tenant"]).first() or tenant_create(
             slug=opts["tenant"], name="Demo tenant", allowed_env=DEMO_ENV_GRANTS
         )

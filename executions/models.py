@@ -1,0 +1,83 @@
+"""Executions and their per-node trace (SPEC §5)."""
+
+import secrets
+from typing import ClassVar
+
+from django.db import models
+
+from tenants.models import Tenant
+
+
+def new_execution_id() -> str:
+    return "exec_" + secrets.token_hex(12)
+
+
+class Status(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    CANCELLED = "cancelled"
+
+
+FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.TIMED_OUT, Status.CANCELLED)
+
+
+class ExecutionQuerySet(models.QuerySet["Execution"]):
+    def for_tenant(self, tenant: Tenant) -> "ExecutionQuerySet":
+        return self.filter(tenant=tenant)
+
+
+class Execution(models.Model):
+    id = models.CharField(primary_key=True, max_length=40, default=new_execution_id, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="executions")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    mode = models.CharField(max_length=8, default="sync")
+    spec = models.JSONField(help_text="the spec this run executed, as it was")
+    spec_digest = models.CharField(max_length=64)
+    workflow_name = models.CharField(max_length=200)
+    initial_state = models.JSONField(default=dict)
+    final_state = models.JSONField(null=True, blank=True)
+    error = models.JSONField(null=True, blank=True, help_text="{code, message, node_id}")
+    tokens_used = models.PositiveBigIntegerField(default=0)
+    cost = models.DecimalField(max_digits=18, decimal_places=8, default=0)
+    timeout_seconds = models.FloatField(null=True, blank=True)
+    created_by = models.CharField(max_length=16, blank=True, help_text="the API key's prefix")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    execution_time = models.FloatField(null=True, blank=True, help_text="seconds")
+
+    objects: ClassVar[ExecutionQuerySet] = ExecutionQuerySet.as_manager()  # type: ignore[assignment]
+
+    class Meta:
+        ordering = ("-created_at",)
+        indexes = (models.Index(fields=("tenant", "-created_at")),)
+
+    def __str__(self) -> str:
+        return self.id
+
+
+class NodeRun(models.Model):
+    """One attempt of one node: a retried node has a row per attempt."""
+
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="node_runs")
+    node_id = models.CharField(max_length=64)
+    node_type = models.CharField(max_length=128)
+    attempt = models.PositiveSmallIntegerField(default=1)
+    status = models.CharField(max_length=16, default=Status.RUNNING)
+    started_at = models.DateTimeField()
+    duration = models.FloatField(null=True, blank=True, help_text="seconds")
+    output = models.JSONField(null=True, blank=True)
+    tokens = models.PositiveIntegerField(default=0)
+    cost = models.DecimalField(max_digits=18, decimal_places=8, default=0)
+    error = models.JSONField(null=True, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ("started_at", "id")
+        indexes = (models.Index(fields=("execution", "node_id", "attempt")),)
+
+    def __str__(self) -> str:
+        return f"{self.execution_id}:{self.node_id}#{self.attempt}"

@@ -1,0 +1,65 @@
+from typing import Any
+
+from django.conf import settings
+from rest_framework import serializers
+
+from executions.models import Execution, NodeRun
+
+
+class ExecuteRequestSerializer(serializers.Serializer[dict[str, Any]]):
+    workflow = serializers.JSONField(help_text="a WorkflowSpec")
+    initial_state = serializers.DictField(required=False, default=dict)
+    mode = serializers.ChoiceField(choices=["sync", "async"], default="sync")
+    timeout_seconds = serializers.FloatField(required=False, min_value=0.001)
+
+    def validate_workflow(self, value: Any) -> Any:
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("Must be a WorkflowSpec (a JSON object).")
+        return value
+
+    def validate_mode(self, value: str) -> str:
+        if value == "async":
+            raise serializers.ValidationError(
+                "Background runs are not available yet; use mode 'sync'."
+            )
+        return value
+
+    def validate_timeout_seconds(self, value: float) -> float:
+        ceiling = settings.AGENTFLOW_SYNC_TIMEOUT
+        if value > ceiling:
+            raise serializers.ValidationError(f"At most {ceiling:g} seconds for a sync run.")
+        return value
+
+
+class ExecuteResponseSerializer(serializers.Serializer[dict[str, Any]]):
+    status = serializers.CharField(help_text="success, failed, timed_out or cancelled")
+    execution_id = serializers.CharField()
+    final_state = serializers.JSONField()
+    execution_time = serializers.FloatField()
+    tokens_used = serializers.IntegerField()
+    cost = serializers.FloatField()
+    error = serializers.JSONField(allow_null=True)
+
+
+class NodeRunSerializer(serializers.ModelSerializer[NodeRun]):
+    cost = serializers.FloatField()
+
+    class Meta:
+        model = NodeRun
+        fields = (
+            "node_id", "node_type", "attempt", "status", "started_at", "duration",
+            "output", "tokens", "cost", "error", "details",
+        )  # fmt: skip
+
+
+class ExecutionSerializer(serializers.ModelSerializer[Execution]):
+    cost = serializers.FloatField()
+    nodes = NodeRunSerializer(source="node_runs", many=True, read_only=True)
+
+    class Meta:
+        model = Execution
+        fields = (
+            "id", "status", "mode", "workflow_name", "spec_digest", "initial_state",
+            "final_state", "error", "tokens_used", "cost", "timeout_seconds", "created_by",
+            "created_at", "started_at", "finished_at", "execution_time", "nodes",
+        )  # fmt: skip

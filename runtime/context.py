@@ -1,0 +1,92 @@
+"""What one run needs from its caller, handed to every node through LangGraph's run context.
+
+A compiled graph is shared by every run of the same spec; everything that differs per run —
+credentials, the observer, the clock, the step count — lives here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from runtime.errors import NodeError
+from runtime.events import NullObserver, RunObserver
+from runtime.pricing import DEFAULT_PRICE_TABLE, PriceTable
+from runtime.providers.base import EnvLookup
+from runtime.source_configs import SOURCE_CONFIGS
+from runtime.spec import SourceSpec
+
+ImageStore = Callable[[bytes, str], Awaitable[str]]
+"""Store image bytes (with their MIME type) and return the URL the tenant reads them at."""
+AggregationFunction = Callable[[Mapping[str, Any]], Any]
+ProviderFactory = Callable[[Any, EnvLookup], Any]
+
+
+class MaxStepsExceeded(NodeError):
+    code = "max_steps"
+
+
+def _default_providers() -> Mapping[str, ProviderFactory]:
+    from runtime.providers import PROVIDERS
+
+    return PROVIDERS
+
+
+def _default_aggregations() -> Mapping[str, AggregationFunction]:
+    from runtime.aggregations import AGGREGATIONS
+
+    return AGGREGATIONS
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class RunContext:
+    env: EnvLookup = os.environ.get
+    """Where credentials are read, by variable name, at call time."""
+    observer: RunObserver = field(default_factory=NullObserver)
+    prices: PriceTable = DEFAULT_PRICE_TABLE
+    store_image: ImageStore | None = None
+    """None: image bytes are returned as a data: URL (CLI and tests)."""
+    providers: Mapping[str, ProviderFactory] = field(default_factory=_default_providers)
+    aggregations: Mapping[str, AggregationFunction] = field(default_factory=_default_aggregations)
+    base_urls: Mapping[str, str] = field(default_factory=dict)
+    """Source kind → base URL used when a source names none (an operator's gateway or proxy)."""
+    max_steps: int = 100
+    """Node executions allowed in this run (retries of one node count once)."""
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    clock: Callable[[], float] = time.monotonic
+    now: Callable[[], datetime] = _utcnow
+    initial: Mapping[str, Any] = field(default_factory=dict)
+    """The caller's initial state, as given (set by the runner; the input node checks it)."""
+    steps: int = 0
+    _adapters: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def count_step(self, node_id: str) -> None:
+        self.steps += 1
+        if self.steps > self.max_steps:
+            raise MaxStepsExceeded(
+                f"The run reached max_steps ({self.max_steps}) at node '{node_id}'; raise "
+                "limits.max_steps or bound the loop that keeps running.",
+                node_id=node_id,
+            )
+
+    def adapter(self, source: SourceSpec) -> Any:
+        """The provider adapter for a source, built once per run."""
+        if source.id not in self._adapters:
+            config = SOURCE_CONFIGS[source.kind].model_validate(source.config)
+            default_url = self.base_urls.get(source.kind)
+            if default_url and getattr(config, "base_url", "") is None:
+                config = config.model_copy(update={"base_url": default_url})
+            factory = self.providers.get(source.kind)
+            if factory is None:
+                raise NodeError(f"No adapter is installed for sources of kind '{source.kind}'.")
+            self._adapters[source.id] = factory(config, self.env)
+        return self._adapters[source.id]

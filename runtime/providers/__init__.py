@@ -1,0 +1,40 @@
+"""The provider adapters, one per source kind: `PROVIDERS[kind](config, env)` builds one.
+
+An adapter offers `chat` (ChatProvider), `embed` (EmbeddingProvider) or `generate`
+(ImageProvider), as its kind allows. The SDKs are imported on first use, not here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from runtime.providers.anthropic import AnthropicProvider
+from runtime.providers.azure_openai import AzureOpenAIProvider
+from runtime.providers.base import ChatProvider, EmbeddingProvider, EnvLookup, ImageProvider
+from runtime.providers.google import GoogleProvider
+from runtime.providers.openai import OpenAIProvider
+from runtime.providers.openai_image import OpenAIImageProvider
+
+Provider = ChatProvider | EmbeddingProvider | ImageProvider
+ProviderFactory = Callable[[Any, EnvLookup], Provider]
+"""Called with the source's validated config model (runtime.source_configs) and an EnvLookup."""
+
+PROVIDERS: dict[str, ProviderFactory] = {
+    "openai": OpenAIProvider,
+    "azure_openai": AzureOpenAIProvider,
+    "anthropic": AnthropicProvider,
+    "google": GoogleProvider,
+    "openai_image": OpenAIImageProvider,
+}
+
+__all__ = [
+    "PROVIDERS",
+    "AnthropicProvider",
+    "AzureOpenAIProvider",
+    "GoogleProvider",
+    "OpenAIImageProvider",
+    "OpenAIProvider",
+    "Provider",
+    "ProviderFactory",
+]
