@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from contextvars import ContextVar
 from functools import lru_cache
 from typing import Any
 
@@ -20,8 +21,52 @@ from runtime.errors import TemplateRenderError
 DEFAULT_MAX_OUTPUT_CHARS = 200_000
 _CACHE_SIZE = 4096
 
+MAX_RANGE_ITEMS = 100_000
+"""Items all `range()` calls of one render may produce together (nested loops multiply)."""
+MAX_BINOP_SIZE = 1_000_000
+"""Longest string or list a `*` or `+` may build, and the largest `**` exponent is 1,000."""
+
+_range_budget: ContextVar[list[int]] = ContextVar("template_range_budget")
+
+
+class _BoundedSandbox(ImmutableSandboxedEnvironment):
+    """The immutable sandbox, bounded in time as well as output: `range` draws on one budget
+    per render, and `*`, `**` and `+` refuse to build huge values."""
+
+    intercepted_binops = frozenset({"*", "**", "+"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and isinstance(right, int) and abs(right) > 1000:
+            raise TemplateError("a power with an exponent over 1000 is not allowed")
+        if operator in ("*", "+") and _size(left, right, operator) > MAX_BINOP_SIZE:
+            raise TemplateError(f"an expression would build a value over {MAX_BINOP_SIZE} long")
+        return super().call_binop(context, operator, left, right)
+
+
+def _size(left: Any, right: Any, operator: str) -> int:
+    sized = [x for x in (left, right) if isinstance(x, str | list | tuple)]
+    if not sized:
+        return 0
+    if operator == "+":
+        return sum(len(x) for x in sized)
+    count = next((x for x in (left, right) if isinstance(x, int)), 1)
+    return len(sized[0]) * max(count, 0)
+
+
+def _bounded_range(*args: int) -> Any:
+    items = range(*args)
+    budget = _range_budget.get([MAX_RANGE_ITEMS])
+    if len(items) > budget[0]:
+        raise TemplateError(
+            f"the template's loops would take more than {MAX_RANGE_ITEMS} range() steps"
+        )
+    budget[0] -= len(items)
+    return items
+
+
 # Missing state keys render as "" (and `a.b.c` on a missing `a` too), like LangGraph/Dify prompts.
-ENV = ImmutableSandboxedEnvironment(autoescape=False, undefined=ChainableUndefined)
+ENV = _BoundedSandbox(autoescape=False, undefined=ChainableUndefined)
+ENV.globals["range"] = _bounded_range
 
 _NO_LOADER_TAGS = (nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)
 
@@ -122,6 +167,7 @@ def render_template(
     Raises:
         TemplateRenderError: the template fails, breaks the sandbox's rules or renders too much.
     """
+    token = _range_budget.set([MAX_RANGE_ITEMS])
     try:
         chunks = _compiled(source).generate(dict(state))
         return _bounded_join(chunks, max_chars, node_id)
@@ -129,6 +175,8 @@ def render_template(
         raise
     except (TemplateError, ArithmeticError, TypeError, ValueError, RecursionError) as exc:
         raise TemplateRenderError(f"The template failed to render: {exc}", node_id=node_id) from exc
+    finally:
+        _range_budget.reset(token)
 
 
 def _bounded_join(chunks: Any, max_chars: int, node_id: str | None) -> str:

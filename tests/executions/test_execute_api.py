@@ -237,3 +237,12 @@ def test_a_failed_input_check_keeps_the_trace(executor_key) -> None:
     assert run["status"] == "failed"
     assert [(n["node_id"], n["status"]) for n in run["nodes"]] == [("input", "failed")]
     assert run["final_state"]["user_input"] == "no metadata"
+
+
+def test_the_admin_shows_an_execution_with_its_trace(executor_key, admin_client) -> None:
+    state = {"user_input": "I want a refund", "metadata": {}}
+    body = execute(executor_key, example("rules-triage"), state).json()
+    page = admin_client.get(f"/admin/executions/execution/{body['execution_id']}/change/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "billing" in html and "triage" in html and "BILLING: I want a refund" in html

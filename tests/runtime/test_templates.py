@@ -62,3 +62,31 @@ def test_it_refuses_output_over_the_bound() -> None:
 def test_the_sandbox_blocks_private_attributes_at_render_time_too() -> None:
     with pytest.raises(TemplateRenderError):
         render_template("{{ ''.__class__.__mro__[1].__subclasses__() }}", {})
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+        "{{ 'x' * 100000000 }}",
+        "{{ [1] * 100000000 }}",
+        "{{ 2 ** 100000000 }}",
+    ],
+)
+def test_a_template_that_would_run_for_ever_or_build_a_huge_value_is_stopped(source: str) -> None:
+    import time
+
+    from runtime.errors import TemplateRenderError
+    from runtime.templates import render_template
+
+    start = time.perf_counter()
+    with pytest.raises(TemplateRenderError):
+        render_template(source, {})
+    assert time.perf_counter() - start < 1
+
+
+def test_ordinary_loops_and_arithmetic_still_work() -> None:
+    from runtime.templates import render_template
+
+    out = render_template("{% for i in range(3) %}{{ i * 2 }}{% endfor %}{{ 'ab' * 2 }}", {})
+    assert out == "024abab"
