@@ -13,6 +13,7 @@ from rest_framework import authentication, exceptions, permissions
 from rest_framework.request import Request
 
 from tenants.models import ApiKey, Role, Tenant
+from tenants.services import audit_record
 
 AUTH_SCHEME = "Api-Key"
 HEADER = "HTTP_X_API_KEY"
@@ -27,6 +28,11 @@ class Principal:
 
     is_authenticated = True
     is_anonymous = False
+
+    @property
+    def actor(self) -> str:
+        """How audit records and `created_by` name the caller: `key:<prefix>`."""
+        return f"key:{self.api_key.prefix}"
 
     @property
     def role(self) -> str:
@@ -54,19 +60,39 @@ def _key_from_request(request: Request) -> str | None:
     return None
 
 
-def _verified_key(raw: str) -> ApiKey:
-    prefix, dot, _secret = raw.partition(".")
-    api_key = ApiKey.objects.select_related("tenant").filter(prefix=prefix).first() if dot else None
-    if api_key is None or not api_key.is_valid(raw):
-        raise exceptions.AuthenticationFailed("This API key is not valid.")
+def _refusal(api_key: ApiKey, raw: str) -> str | None:
+    """Why a key that exists may not be used, or None when it may."""
+    if not api_key.is_valid(raw):
+        return "This API key is not valid."
     if api_key.revoked:
-        raise exceptions.AuthenticationFailed("This API key has been revoked.")
+        return "This API key has been revoked."
     if api_key.expiry_date is not None and api_key.expiry_date <= timezone.now():
-        raise exceptions.AuthenticationFailed(
-            f"This API key expired at {api_key.expiry_date.isoformat()}."
-        )
+        return f"This API key expired at {api_key.expiry_date.isoformat()}."
     if not api_key.tenant.is_active:
-        raise exceptions.AuthenticationFailed("This API key's tenant is disabled.")
+        return "This API key's tenant is disabled."
+    return None
+
+
+def _verified_key(raw: str, request: Request) -> ApiKey:
+    prefix, dot, _secret = raw.partition(".")
+    api_key: ApiKey | None = (
+        ApiKey.objects.select_related("tenant").filter(prefix=prefix).first() if dot else None
+    )
+    if api_key is None:
+        raise exceptions.AuthenticationFailed("This API key is not valid.")
+    refusal = _refusal(api_key, raw)
+    if refusal is not None:
+        # Only attempts on one of a tenant's real keys reach its audit log; garbage is logged.
+        audit_record(
+            tenant=api_key.tenant,
+            actor=f"key:{prefix}",
+            action="auth.failed",
+            target_type="key",
+            target_id=prefix,
+            details={"reason": refusal},
+            ip=request.META.get("REMOTE_ADDR"),
+        )
+        raise exceptions.AuthenticationFailed(refusal)
     return api_key
 
 
@@ -77,7 +103,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             raise exceptions.NotAuthenticated(
                 "Send your API key in the X-API-Key header (or 'Authorization: Api-Key <key>')."
             )
-        api_key = _verified_key(raw)
+        api_key = _verified_key(raw, request)
         structlog.contextvars.bind_contextvars(
             tenant=api_key.tenant.slug, key_prefix=api_key.prefix, role=api_key.role
         )

@@ -34,6 +34,26 @@ def _flatten(detail: Any, prefix: str = "") -> list[dict[str, str]]:
     return [{"field": prefix, "message": str(detail)}]
 
 
+class InvalidSpec(exceptions.APIException):
+    """422 with every problem in `errors` (`{type, message, node_id, path, line, column}`),
+    as /workflows/validate reports them."""
+
+    status_code = 422
+    default_detail = "The workflow is not valid."
+    default_code = "invalid_workflow"
+
+    def __init__(self, errors: list[dict[str, Any]], what: str = "workflow") -> None:
+        first = errors[0]["message"] if errors else ""
+        super().__init__(f"The {what} has {len(errors)} problem(s); the first: {first}")
+        self.errors = errors
+
+
+class Conflict(exceptions.APIException):
+    status_code = 409
+    default_detail = "The request conflicts with the current state of the resource."
+    default_code = "conflict"
+
+
 def problem(
     status_code: int, title: str, detail: str, *, code: str, **extra: Any
 ) -> dict[str, Any]:

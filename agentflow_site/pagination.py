@@ -6,3 +6,11 @@ class PageNumberPagination(pagination.PageNumberPagination):
 
     page_size_query_param = "page_size"
     max_page_size = 200
+
+
+class NewestFirstCursorPagination(pagination.CursorPagination):
+    """`{next, previous, results}`, newest first; stable while new rows arrive."""
+
+    ordering = ("-created_at", "-id")
+    page_size_query_param = "page_size"
+    max_page_size = 200

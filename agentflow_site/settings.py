@@ -216,7 +216,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {"RoleEnum": "tenants.models.Role"},
+    "ENUM_NAME_OVERRIDES": {
+        "RoleEnum": "tenants.models.Role",
+        "ExecutionStatusEnum": "executions.models.Status",
+        "WorkflowStatusEnum": "workflows.models.Workflow.Status",
+    },
 }
 
 # --- Workflows -----------------------------------------------------------------------------------

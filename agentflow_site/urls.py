@@ -2,7 +2,9 @@ from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from agentflow_site import health
+from agentflow_site import converters, health
+
+converters.register()
 
 handler404 = "agentflow_site.errors.not_found_view"
 handler500 = "agentflow_site.errors.server_error_view"
@@ -10,8 +12,9 @@ handler500 = "agentflow_site.errors.server_error_view"
 api_v1: list[URLPattern | URLResolver] = [
     path("health", health.health, name="api-health"),
     path("", include("tenants.urls")),
+    path("", include("executions.urls")),  # before workflows: /workflows/execute
     path("", include("workflows.urls")),
-    path("", include("executions.urls")),
+    path("", include("sources.urls")),
 ]
 
 urlpatterns = [

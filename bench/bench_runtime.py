@@ -27,13 +27,20 @@ from runtime.validation import validate_spec  # noqa: E402
 
 
 def _template(node_id: str, text: str) -> dict[str, Any]:
-    return {"id": node_id, "type": "aggregator",
-            "metadata": {"strategy": "template", "template": text}}  # fmt: skip
+    return {
+        "id": node_id,
+        "type": "aggregator",
+        "metadata": {"strategy": "template", "template": text},
+    }
 
 
 def _spec(name: str, nodes: list[dict[str, Any]], edges: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"name": name, "start_node": "input",
-            "nodes": [{"id": "input", "type": "input"}, *nodes], "edges": edges}  # fmt: skip
+    return {
+        "name": name,
+        "start_node": "input",
+        "nodes": [{"id": "input", "type": "input"}, *nodes],
+        "edges": edges,
+    }
 
 
 def _edge(a: str, b: str, condition: str | None = None) -> dict[str, Any]:
@@ -46,8 +53,11 @@ def agentflow_specs() -> dict[str, dict[str, Any]]:
     fan = [_template(x, f"{x}: {{{{ user_input }}}}") for x in ("a", "b", "c")]
     fan.append(_template("join", "{{ outputs.a }} {{ outputs.b }} {{ outputs.c }}"))
     fan_edges = [*(_edge("input", x) for x in "abc"), *(_edge(x, "join") for x in "abc")]
-    router = {"id": "router", "type": "router", "metadata": {
-        "strategy": "keyword", "routes": {"x": ["hello"]}, "default": "y"}}  # fmt: skip
+    router = {
+        "id": "router",
+        "type": "router",
+        "metadata": {"strategy": "keyword", "routes": {"x": ["hello"]}, "default": "y"},
+    }
     routed = [router, _template("x", "X {{ user_input }}"), _template("y", "Y {{ user_input }}")]
     routed_edges = [_edge("input", "router"), _edge("router", "x", "x"), _edge("router", "y", "y")]
     return {
@@ -161,13 +171,20 @@ def _chain(n: int) -> dict[str, Any]:
     while len(nodes) + 3 <= n - 1:
         i += 1
         nodes += [
-            {"id": f"r{i}", "type": "router", "metadata": {
-                "strategy": "keyword", "routes": {"a": ["x"]}, "default": "b"}},
+            {
+                "id": f"r{i}",
+                "type": "router",
+                "metadata": {"strategy": "keyword", "routes": {"a": ["x"]}, "default": "b"},
+            },
             _template(f"a{i}", "A {{ user_input }}"),
             _template(f"b{i}", "B {{ user_input }}"),
-        ]  # fmt: skip
-        edges += [_edge(last, f"r{i}"), _edge(f"r{i}", f"a{i}", "a"), _edge(f"r{i}", f"b{i}", "b"),
-                  _edge(f"a{i}", f"b{i}")]  # fmt: skip
+        ]
+        edges += [
+            _edge(last, f"r{i}"),
+            _edge(f"r{i}", f"a{i}", "a"),
+            _edge(f"r{i}", f"b{i}", "b"),
+            _edge(f"a{i}", f"b{i}"),
+        ]
         last = f"b{i}"
     while len(nodes) < n - 1:
         nodes.append(_template(f"t{len(nodes)}", "T {{ user_input }}"))

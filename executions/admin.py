@@ -16,8 +16,17 @@ class NodeRunInline(admin.TabularInline):
     model = NodeRun
     extra = 0
     can_delete = False
-    fields = ("node_id", "node_type", "attempt", "status", "started_at", "duration", "tokens",
-              "cost", "error")  # fmt: skip
+    fields = (
+        "node_id",
+        "node_type",
+        "attempt",
+        "status",
+        "started_at",
+        "duration",
+        "tokens",
+        "cost",
+        "error",
+    )
     readonly_fields = fields
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -28,17 +37,42 @@ class NodeRunInline(admin.TabularInline):
 class ExecutionAdmin(admin.ModelAdmin):
     """Read-only: executions are written by runs, never by hand."""
 
-    list_display = ("id", "tenant", "workflow_name", "status", "mode", "tokens_used", "cost",
-                    "created_at", "execution_time")  # fmt: skip
+    list_display = (
+        "id",
+        "tenant",
+        "workflow_name",
+        "status",
+        "mode",
+        "tokens_used",
+        "cost",
+        "created_at",
+        "execution_time",
+    )
     list_filter = ("status", "mode", "tenant")
     search_fields = ("id", "workflow_name")
     list_select_related = ("tenant",)
     inlines = (NodeRunInline,)
     exclude = ("spec", "initial_state", "final_state", "error")
-    readonly_fields = ("id", "tenant", "status", "mode", "workflow_name", "spec_digest",
-                       "tokens_used", "cost", "timeout_seconds", "created_by", "created_at",
-                       "started_at", "finished_at", "execution_time", "error_json",
-                       "initial_state_json", "final_state_json", "spec_json")  # fmt: skip
+    readonly_fields = (
+        "id",
+        "tenant",
+        "status",
+        "mode",
+        "workflow_name",
+        "spec_digest",
+        "tokens_used",
+        "cost",
+        "timeout_seconds",
+        "created_by",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "execution_time",
+        "error_json",
+        "initial_state_json",
+        "final_state_json",
+        "spec_json",
+    )
 
     @admin.display(description="error")
     def error_json(self, obj: Execution) -> str:

@@ -3,41 +3,36 @@ from typing import Any
 
 from django.conf import settings
 from django.core.files.storage import default_storage
+from django.db.models import QuerySet
 from django.http import FileResponse
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import exceptions, status
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.utils import extend_schema
+from rest_framework import exceptions
+from rest_framework.generics import ListAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from agentflow_site.auth import principal_of
+from agentflow_site.auth import Principal, principal_of
+from agentflow_site.errors import InvalidSpec
+from agentflow_site.pagination import NewestFirstCursorPagination
+from executions.filters import ExecutionFilter
 from executions.models import Execution, Status
 from executions.serializers import (
     ExecuteRequestSerializer,
     ExecuteResponseSerializer,
+    ExecutionListSerializer,
     ExecutionSerializer,
+    StoredExecuteRequestSerializer,
 )
 from executions.services import execution_create, execution_run
-from runtime.validation import ValidationResult
 from tenants.models import Role
+from workflows.api import workflow_of
+from workflows.models import Workflow
 from workflows.services import workflow_validate
 
 FILE_NAME = r"[0-9a-f]{16}\.(png|jpg|webp|bin)"
-
-
-class InvalidWorkflow(exceptions.APIException):
-    """422 with the validation errors in `errors`, as /workflows/validate reports them."""
-
-    status_code = 422
-    default_detail = "The workflow is not valid."
-    default_code = "invalid_workflow"
-
-    def __init__(self, validated: ValidationResult) -> None:
-        count = len(validated.errors)
-        first = validated.errors[0].message if validated.errors else ""
-        super().__init__(f"The workflow has {count} problem(s); the first: {first}")
-        self.errors = [e.to_dict() for e in validated.errors]
 
 
 def execute_response(execution: Execution) -> dict[str, Any]:
@@ -53,6 +48,29 @@ def execute_response(execution: Execution) -> dict[str, Any]:
     }
 
 
+def _run(
+    principal: Principal,
+    spec: Any,
+    body: dict[str, Any],
+    workflow: Workflow | None = None,
+    version: int | None = None,
+) -> Response:
+    validated = workflow_validate(spec=spec, tenant=principal.tenant)
+    if not validated.valid:
+        raise InvalidSpec([dict(e.to_dict()) for e in validated.errors])
+    execution = execution_create(
+        tenant=principal.tenant,
+        validated=validated,
+        initial_state=body["initial_state"],
+        timeout_seconds=body.get("timeout_seconds", settings.AGENTFLOW_SYNC_TIMEOUT),
+        created_by=principal.actor,
+        workflow=workflow,
+        workflow_version=version,
+    )
+    execution = execution_run(execution_id=execution.id, validated=validated)
+    return Response(execute_response(execution))
+
+
 class WorkflowExecuteApi(APIView):
     """Validate a spec and run it at once (`mode: sync`), answering with its final state."""
 
@@ -60,26 +78,69 @@ class WorkflowExecuteApi(APIView):
 
     @extend_schema(
         request=ExecuteRequestSerializer,
-        responses={200: ExecuteResponseSerializer, 422: OpenApiResponse(description="invalid")},
+        responses=ExecuteResponseSerializer,
         operation_id="workflows_execute",
     )
     def post(self, request: Request) -> Response:
         body = ExecuteRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
+        return _run(principal_of(request), body.validated_data["workflow"], body.validated_data)
+
+
+class StoredWorkflowExecuteApi(APIView):
+    """Run a stored workflow: its current version, or the `version` named."""
+
+    write_role = Role.EXECUTOR
+
+    @extend_schema(
+        request=StoredExecuteRequestSerializer,
+        responses=ExecuteResponseSerializer,
+        operation_id="workflows_execute_stored",
+    )
+    def post(self, request: Request, workflow_id: str) -> Response:
+        body = StoredExecuteRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
         principal = principal_of(request)
-        validated = workflow_validate(spec=body.validated_data["workflow"], tenant=principal.tenant)
-        if not validated.valid:
-            raise InvalidWorkflow(validated)
-        timeout = body.validated_data.get("timeout_seconds", settings.AGENTFLOW_SYNC_TIMEOUT)
-        execution = execution_create(
-            tenant=principal.tenant,
-            validated=validated,
-            initial_state=body.validated_data["initial_state"],
-            timeout_seconds=timeout,
-            created_by=principal.api_key.prefix,
-        )
-        execution = execution_run(execution_id=execution.id, validated=validated)
-        return Response(execute_response(execution), status=status.HTTP_200_OK)
+        workflow = workflow_of(principal.tenant, workflow_id)
+        version = body.validated_data.get("version") or workflow.version
+        saved = workflow.versions.filter(version=version).first()
+        if saved is None:
+            raise exceptions.ValidationError(
+                {"version": [f"Workflow {workflow.id} has versions 1 to {workflow.version}."]}
+            )
+        return _run(principal, saved.spec, body.validated_data, workflow, version)
+
+
+class ExecutionListApi(ListAPIView[Execution]):
+    """The tenant's executions, newest first (cursor pagination), filtered by status,
+    workflow and creation time."""
+
+    serializer_class = ExecutionListSerializer
+    queryset = Execution.objects.none()  # for the schema; get_queryset scopes to the tenant
+    pagination_class = NewestFirstCursorPagination
+    filter_backends = (DjangoFilterBackend,)
+    filterset_class = ExecutionFilter
+
+    def get_queryset(self) -> QuerySet[Execution]:
+        tenant = principal_of(self.request).tenant
+        named = self.request.query_params.get("workflow")
+        if named and not Workflow.objects.for_tenant(tenant).filter(pk=named).exists():
+            raise exceptions.NotFound(f"No workflow {named}.")
+        return Execution.objects.for_tenant(tenant)
+
+
+class WorkflowExecutionsApi(ListAPIView[Execution]):
+    """The executions of one stored workflow, newest first."""
+
+    serializer_class = ExecutionListSerializer
+    queryset = Execution.objects.none()  # for the schema; get_queryset scopes to the tenant
+    pagination_class = NewestFirstCursorPagination
+    filter_backends = (DjangoFilterBackend,)
+    filterset_class = ExecutionFilter
+
+    def get_queryset(self) -> QuerySet[Execution]:
+        workflow = workflow_of(principal_of(self.request).tenant, self.kwargs["workflow_id"])
+        return workflow.executions.all()
 
 
 class ExecutionDetailApi(APIView):

@@ -32,6 +32,14 @@ class ExecutionQuerySet(models.QuerySet["Execution"]):
 class Execution(models.Model):
     id = models.CharField(primary_key=True, max_length=40, default=new_execution_id, editable=False)
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="executions")
+    workflow = models.ForeignKey(
+        "workflows.Workflow",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="executions",
+    )
+    workflow_version = models.PositiveIntegerField(null=True, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     mode = models.CharField(max_length=8, default="sync")
     spec = models.JSONField(help_text="the spec this run executed, as it was")
@@ -53,7 +61,11 @@ class Execution(models.Model):
 
     class Meta:
         ordering = ("-created_at",)
-        indexes = (models.Index(fields=("tenant", "-created_at")),)
+        indexes = (
+            models.Index(fields=("tenant", "-created_at")),
+            models.Index(fields=("workflow", "-created_at")),
+            models.Index(fields=("tenant", "status")),
+        )
 
     def __str__(self) -> str:
         return self.id

@@ -31,6 +31,18 @@ class ExecuteRequestSerializer(serializers.Serializer[dict[str, Any]]):
         return value
 
 
+class StoredExecuteRequestSerializer(serializers.Serializer[dict[str, Any]]):
+    initial_state = serializers.DictField(required=False, default=dict)
+    version = serializers.IntegerField(
+        required=False, min_value=1, help_text="a saved version; default: the current one"
+    )
+    mode = serializers.ChoiceField(choices=["sync", "async"], default="sync")
+    timeout_seconds = serializers.FloatField(required=False, min_value=0.001)
+
+    validate_mode = ExecuteRequestSerializer.validate_mode
+    validate_timeout_seconds = ExecuteRequestSerializer.validate_timeout_seconds
+
+
 class ExecuteResponseSerializer(serializers.Serializer[dict[str, Any]]):
     status = serializers.CharField(help_text="success, failed, timed_out or cancelled")
     execution_id = serializers.CharField()
@@ -47,19 +59,69 @@ class NodeRunSerializer(serializers.ModelSerializer[NodeRun]):
     class Meta:
         model = NodeRun
         fields = (
-            "node_id", "node_type", "attempt", "status", "started_at", "duration",
-            "output", "tokens", "cost", "error", "details",
-        )  # fmt: skip
+            "node_id",
+            "node_type",
+            "attempt",
+            "status",
+            "started_at",
+            "duration",
+            "output",
+            "tokens",
+            "cost",
+            "error",
+            "details",
+        )
+
+
+class ExecutionListSerializer(serializers.ModelSerializer[Execution]):
+    cost = serializers.FloatField()
+    workflow = serializers.CharField(source="workflow_id", allow_null=True)
+
+    class Meta:
+        model = Execution
+        fields: tuple[str, ...] = (
+            "id",
+            "status",
+            "mode",
+            "workflow",
+            "workflow_version",
+            "workflow_name",
+            "tokens_used",
+            "cost",
+            "error",
+            "created_by",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "execution_time",
+        )
 
 
 class ExecutionSerializer(serializers.ModelSerializer[Execution]):
     cost = serializers.FloatField()
+    workflow = serializers.CharField(source="workflow_id", allow_null=True)
     nodes = NodeRunSerializer(source="node_runs", many=True, read_only=True)
 
     class Meta:
         model = Execution
         fields = (
-            "id", "status", "mode", "workflow_name", "spec_digest", "initial_state",
-            "final_state", "error", "tokens_used", "cost", "timeout_seconds", "created_by",
-            "created_at", "started_at", "finished_at", "execution_time", "nodes",
-        )  # fmt: skip
+            "id",
+            "status",
+            "mode",
+            "workflow",
+            "workflow_version",
+            "workflow_name",
+            "spec_digest",
+            "initial_state",
+            "final_state",
+            "error",
+            "tokens_used",
+            "cost",
+            "timeout_seconds",
+            "created_by",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "execution_time",
+            "nodes",
+        )

@@ -6,24 +6,20 @@ import secrets
 from decimal import Decimal
 from typing import Any
 
-from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
-from django.utils.module_loading import import_string
 
+from agentflow_site.runtime_config import run_context
 from executions.models import Execution, NodeRun, Status
 from executions.runner import Event, TokenEvent, run_in_thread
-from runtime.aggregations import AGGREGATIONS
 from runtime.compiler import compile_workflow
-from runtime.context import RunContext
-from runtime.databases.sqlite import sqlite_factory
 from runtime.events import NodeFinished, NodeStarted
-from runtime.pricing import DEFAULT_PRICES, PriceTable
-from runtime.providers import PROVIDERS
 from runtime.validation import ValidationResult
 from tenants.models import Tenant
+from tenants.services import audit_record
+from workflows.models import Workflow
 
 IMAGE_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 
@@ -41,11 +37,15 @@ def execution_create(
     mode: str = "sync",
     timeout_seconds: float | None = None,
     created_by: str = "",
+    workflow: Workflow | None = None,
+    workflow_version: int | None = None,
 ) -> Execution:
     assert validated.spec is not None
     spec = validated.spec.model_dump(mode="json", by_alias=True, exclude_none=True)
-    return Execution.objects.create(
+    execution = Execution.objects.create(
         tenant=tenant,
+        workflow=workflow,
+        workflow_version=workflow_version,
         mode=mode,
         spec=spec,
         spec_digest="",
@@ -54,19 +54,19 @@ def execution_create(
         timeout_seconds=timeout_seconds,
         created_by=created_by,
     )
-
-
-def run_context(execution: Execution) -> RunContext:
-    """The settings-driven parts of a run: prices, aggregation functions, image storage."""
-    prices = PriceTable({**DEFAULT_PRICES, **settings.AGENTFLOW_PRICES})
-    extra = {name: import_string(path) for name, path in settings.AGENTFLOW_AGGREGATIONS.items()}
-    return RunContext(
-        providers={**PROVIDERS, "sqlite": sqlite_factory(settings.AGENTFLOW_SQLITE_ROOT)},
-        base_urls=settings.AGENTFLOW_PROVIDER_BASE_URLS,
-        prices=prices,
-        aggregations={**AGGREGATIONS, **extra},
-        store_image=_image_store(execution),
+    audit_record(
+        tenant=tenant,
+        actor=created_by,
+        action="execution.create",
+        target_type="execution",
+        target_id=execution.id,
+        details={
+            "workflow": workflow.id if workflow else None,
+            "version": workflow_version,
+            "mode": mode,
+        },
     )
+    return execution
 
 
 def _image_store(execution: Execution) -> Any:
@@ -97,7 +97,7 @@ def execution_run(*, execution_id: str, validated: ValidationResult) -> Executio
         outcome = run_in_thread(
             workflow,
             execution.initial_state,
-            run_context(execution),
+            run_context(store_image=_image_store(execution)),
             timeout_seconds=execution.timeout_seconds,
             on_event=lambda event: _record(execution, event),
         )
@@ -143,7 +143,9 @@ def _record(execution: Execution, event: Event) -> None:
         )
     elif isinstance(event, NodeFinished):
         NodeRun.objects.filter(
-            execution=execution, node_id=event.node_id, attempt=event.attempt,
+            execution=execution,
+            node_id=event.node_id,
+            attempt=event.attempt,
             status=Status.RUNNING,
         ).update(
             status=event.status,
@@ -153,6 +155,6 @@ def _record(execution: Execution, event: Event) -> None:
             cost=_money(event.cost),
             error=event.error,
             details=_jsonable(event.details),
-        )  # fmt: skip
+        )
     elif isinstance(event, TokenEvent):
         pass  # streamed deltas reach clients through the events endpoint (background runs)

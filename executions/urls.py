@@ -1,10 +1,29 @@
 from django.urls import path, re_path
 
-from executions.api import FILE_NAME, ExecutionDetailApi, ExecutionFileApi, WorkflowExecuteApi
+from executions.api import (
+    FILE_NAME,
+    ExecutionDetailApi,
+    ExecutionFileApi,
+    ExecutionListApi,
+    StoredWorkflowExecuteApi,
+    WorkflowExecuteApi,
+    WorkflowExecutionsApi,
+)
 
 urlpatterns = [
     path("workflows/execute", WorkflowExecuteApi.as_view(), name="workflow-execute"),
-    path("executions/<str:execution_id>", ExecutionDetailApi.as_view(), name="execution-detail"),
+    path(
+        "workflows/<wf:workflow_id>/execute",
+        StoredWorkflowExecuteApi.as_view(),
+        name="workflow-execute-stored",
+    ),
+    path(
+        "workflows/<wf:workflow_id>/executions",
+        WorkflowExecutionsApi.as_view(),
+        name="workflow-executions",
+    ),
+    path("executions", ExecutionListApi.as_view(), name="executions"),
+    path("executions/<exec:execution_id>", ExecutionDetailApi.as_view(), name="execution-detail"),
     re_path(
         rf"^executions/(?P<execution_id>exec_[0-9a-f]+)/files/(?P<name>{FILE_NAME})$",
         ExecutionFileApi.as_view(),

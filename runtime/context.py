@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -77,6 +78,17 @@ class RunContext:
                 "limits.max_steps or bound the loop that keeps running.",
                 node_id=node_id,
             )
+
+    async def aclose(self) -> None:
+        """Close what this run opened on its event loop: SDK clients and database pools."""
+        for adapter in self._adapters.values():
+            close = getattr(adapter, "aclose", None)
+            if close is not None:
+                await close()
+        self._adapters.clear()
+        pools = sys.modules.get("runtime.databases.pgpool")
+        if pools is not None:
+            await pools.close_pools()
 
     def adapter(self, source: SourceSpec) -> Any:
         """The provider adapter for a source, built once per run."""

@@ -55,18 +55,30 @@ async def _attempt(
         error = _as_node_error(node, exc, expired=deadline.expired(), limit=limit)
         await ctx.observer.node_finished(
             NodeFinished(
-                node.node_id, node_type, attempt, started_at, ctx.clock() - start, "failed",
+                node.node_id,
+                node_type,
+                attempt,
+                started_at,
+                ctx.clock() - start,
+                "failed",
                 error={"code": error.code, "message": error.message},
             )
-        )  # fmt: skip
+        )
         raise error from exc
     await ctx.observer.node_finished(
         NodeFinished(
-            node.node_id, node_type, attempt, started_at, ctx.clock() - start, "succeeded",
-            output=output.result, tokens=output.tokens, cost=output.cost,
+            node.node_id,
+            node_type,
+            attempt,
+            started_at,
+            ctx.clock() - start,
+            "succeeded",
+            output=output.result,
+            tokens=output.tokens,
+            cost=output.cost,
             details=dict(output.details),
         )
-    )  # fmt: skip
+    )
     return output
 
 

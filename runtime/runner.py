@@ -87,4 +87,6 @@ async def run_workflow(
             "message": f"{type(exc).__name__}: {exc}",
             "node_id": None,
         }
+    finally:
+        await ctx.aclose()  # pools and clients belong to this event loop
     return RunOutcome(status, final_state(state), error, round(ctx.clock() - start, 6))

@@ -139,6 +139,9 @@ class HTTPConfig(SourceConfig):
     auth_method: AuthMethod = "none"
     api_key_env: EnvName | None = None
     api_key_header: NonEmpty = "X-API-Key"
+    api_key_query: NonEmpty | None = Field(
+        default=None, description="Send the key as this query parameter instead of a header."
+    )
     token_env: EnvName | None = None
     username: str | None = None
     username_env: EnvName | None = None

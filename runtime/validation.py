@@ -137,3 +137,22 @@ def _placed(problem: SpecError, where: Mapping[str, tuple[int, int]]) -> SpecErr
         return problem
     line, column = where[problem.path]
     return SpecError(problem.type, problem.message, problem.path, problem.node_id, line, column)
+
+
+def validate_source(source: Any, options: ValidationOptions | None = None) -> list[SpecError]:
+    """Check one source (`{"id", "kind", "config"}`) as a spec's inline source is checked:
+    its kind, its config, literal secrets and the env grant. Paths are relative to the source
+    (`/config/api_key`)."""
+    holder = {
+        "name": "source-check",
+        "start_node": "input",
+        "nodes": [{"id": "input", "type": "input"}],
+        "sources": [source],
+    }
+    prefix = "/sources/0"
+    result = validate_spec(holder, options)
+    return [
+        SpecError(e.type, e.message, e.path[len(prefix) :], None)
+        for e in result.errors
+        if e.path == prefix or e.path.startswith(prefix + "/")
+    ]

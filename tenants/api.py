@@ -1,5 +1,6 @@
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
+from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, status
 from rest_framework.generics import ListAPIView
@@ -8,14 +9,17 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agentflow_site.auth import principal_of
-from tenants.models import ApiKey, Role
+from agentflow_site.pagination import NewestFirstCursorPagination
+from tenants.filters import AuditFilter
+from tenants.models import ApiKey, AuditEvent, Role
 from tenants.serializers import (
     ApiKeyCreatedSerializer,
     ApiKeyCreateSerializer,
     ApiKeySerializer,
+    AuditEventSerializer,
     MeSerializer,
 )
-from tenants.services import TenantError, api_key_create, api_key_revoke
+from tenants.services import TenantError, api_key_create, api_key_revoke, audit_record
 
 
 class MeApi(APIView):
@@ -62,6 +66,14 @@ class ApiKeyListCreateApi(_AdminOnly, ListAPIView[ApiKey]):
             )
         except TenantError as exc:
             raise exceptions.ValidationError({"expires_at": [str(exc)]}) from exc
+        audit_record(
+            tenant=api_key.tenant,
+            actor=principal_of(request).actor,
+            action="key.create",
+            target_type="key",
+            target_id=api_key.prefix,
+            details={"role": api_key.role},
+        )
         api_key.key = secret  # type: ignore[attr-defined]
         return Response(ApiKeyCreatedSerializer(api_key).data, status=status.HTTP_201_CREATED)
 
@@ -80,7 +92,28 @@ class ApiKeyRevokeApi(_AdminOnly, APIView):
 
     @extend_schema(request=None, responses=ApiKeySerializer)
     def post(self, request: Request, prefix: str) -> Response:
-        api_key = get_object_or_404(
-            ApiKey.objects.for_tenant(principal_of(request).tenant), prefix=prefix
+        principal = principal_of(request)
+        api_key = get_object_or_404(ApiKey.objects.for_tenant(principal.tenant), prefix=prefix)
+        revoked = api_key_revoke(api_key=api_key)
+        audit_record(
+            tenant=principal.tenant,
+            actor=principal.actor,
+            action="key.revoke",
+            target_type="key",
+            target_id=prefix,
         )
-        return Response(ApiKeySerializer(api_key_revoke(api_key=api_key)).data)
+        return Response(ApiKeySerializer(revoked).data)
+
+
+class AuditListApi(_AdminOnly, ListAPIView[AuditEvent]):
+    """Who created, changed, deleted or executed what, and failed authentications with one of
+    the tenant's keys; newest first. Admin keys only."""
+
+    serializer_class = AuditEventSerializer
+    queryset = AuditEvent.objects.none()  # for the schema; get_queryset scopes to the tenant
+    pagination_class = NewestFirstCursorPagination
+    filter_backends = (DjangoFilterBackend,)
+    filterset_class = AuditFilter
+
+    def get_queryset(self) -> QuerySet[AuditEvent]:
+        return AuditEvent.objects.filter(tenant=principal_of(self.request).tenant)

@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from tenants.models import ApiKey, Role
+from tenants.models import ApiKey, AuditEvent, Role
 
 
 class MeSerializer(serializers.Serializer[dict[str, object]]):
@@ -33,4 +33,21 @@ class ApiKeyCreatedSerializer(ApiKeySerializer):
 
     class Meta(ApiKeySerializer.Meta):
         fields = (*ApiKeySerializer.Meta.fields, "key")
+        read_only_fields = fields
+
+
+class AuditEventSerializer(serializers.ModelSerializer[AuditEvent]):
+    class Meta:
+        model = AuditEvent
+        fields = (
+            "id",
+            "at",
+            "actor",
+            "action",
+            "target_type",
+            "target_id",
+            "details",
+            "ip",
+            "request_id",
+        )
         read_only_fields = fields

@@ -2,11 +2,12 @@
 
 from datetime import datetime
 
+import structlog
 from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from tenants.models import ApiKey, Role, Tenant
+from tenants.models import ApiKey, AuditEvent, Role, Tenant
 
 
 class TenantError(ValueError):
@@ -50,3 +51,27 @@ def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
         api_key.revoked = True
         api_key.save(update_fields=["revoked"])
     return api_key
+
+
+def audit_record(
+    *,
+    tenant: Tenant | None,
+    actor: str,
+    action: str,
+    target_type: str = "",
+    target_id: str = "",
+    details: dict[str, object] | None = None,
+    ip: str | None = None,
+) -> AuditEvent:
+    """Append one audit event. The request id is taken from the logging context."""
+    request_id = str(structlog.contextvars.get_contextvars().get("request_id") or "")
+    return AuditEvent.objects.create(
+        tenant=tenant,
+        actor=actor[:64],
+        action=action,
+        target_type=target_type,
+        target_id=target_id,
+        details=details or {},
+        ip=ip,
+        request_id=request_id[:64],
+    )

@@ -1,10 +1,11 @@
 from django.urls import path
 
-from tenants.api import ApiKeyDetailApi, ApiKeyListCreateApi, ApiKeyRevokeApi, MeApi
+from tenants.api import ApiKeyDetailApi, ApiKeyListCreateApi, ApiKeyRevokeApi, AuditListApi, MeApi
 
 urlpatterns = [
     path("me", MeApi.as_view(), name="me"),
     path("keys", ApiKeyListCreateApi.as_view(), name="keys"),
     path("keys/<str:prefix>", ApiKeyDetailApi.as_view(), name="key-detail"),
     path("keys/<str:prefix>/revoke", ApiKeyRevokeApi.as_view(), name="key-revoke"),
+    path("audit", AuditListApi.as_view(), name="audit"),
 ]

@@ -3,31 +3,56 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
+from django.db.models import QuerySet
+from django.shortcuts import get_object_or_404
+from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiExample, OpenApiTypes, extend_schema
-from rest_framework import exceptions
+from rest_framework import exceptions, status
+from rest_framework.generics import ListAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agentflow_site.auth import principal_of
+from agentflow_site.errors import Conflict, InvalidSpec
 from runtime.errors import SpecError
 from runtime.jsonpos import locate
 from runtime.spec import workflow_spec_json_schema
 from runtime.validation import ValidationResult
-from tenants.models import Role
-from workflows.serializers import ValidationResultSerializer
-from workflows.services import workflow_validate
+from tenants.models import Role, Tenant
+from workflows.filters import WorkflowFilter
+from workflows.models import Workflow, WorkflowVersion
+from workflows.serializers import (
+    ValidationResultSerializer,
+    WorkflowDetailSerializer,
+    WorkflowPatchSerializer,
+    WorkflowSerializer,
+    WorkflowVersionSerializer,
+    WorkflowWriteSerializer,
+)
+from workflows.services import (
+    WorkflowBusy,
+    WorkflowInvalid,
+    merge_patch,
+    workflow_create,
+    workflow_delete,
+    workflow_update,
+    workflow_validate,
+)
 
 SPEC_EXAMPLE = {
     "name": "hello",
     "start_node": "input",
     "nodes": [
         {"id": "input", "type": "input"},
-        {"id": "answer", "type": "aggregator",
-         "metadata": {"strategy": "template", "template": "You said: {{ user_input }}"}},
+        {
+            "id": "answer",
+            "type": "aggregator",
+            "metadata": {"strategy": "template", "template": "You said: {{ user_input }}"},
+        },
     ],
     "edges": [{"from": "input", "to": "answer"}],
-}  # fmt: skip
+}
 
 
 def _too_large(limit: int) -> dict[str, Any]:
@@ -36,14 +61,26 @@ def _too_large(limit: int) -> dict[str, Any]:
     return {"valid": False, "errors": [problem.to_dict()], "warnings": []}
 
 
-def _with_prefix(result: ValidationResult, text: str, prefix: str) -> dict[str, Any]:
-    """Positions of problems in a spec wrapped as `{"spec": …}`, found in the whole body."""
-    body = result.to_dict()
-    problems = [*body["errors"], *body["warnings"]]
-    where = locate(text, {prefix + p["path"] for p in problems})
+def positioned(result: ValidationResult, body: bytes, prefix: str) -> dict[str, Any]:
+    """The result with line/column of each problem in the request body, where the spec sits at
+    `prefix` (`/spec` for `{"spec": …}` bodies)."""
+    report = result.to_dict()
+    problems = [*report["errors"], *report["warnings"]]
+    try:
+        where = locate(body.decode("utf-8", "replace"), {prefix + p["path"] for p in problems})
+    except (ValueError, RecursionError):
+        return report
     for p in problems:
         p["line"], p["column"] = where.get(prefix + p["path"], (None, None))
-    return body
+    return report
+
+
+def invalid(exc: WorkflowInvalid, request: Request) -> InvalidSpec:
+    return InvalidSpec(positioned(exc.result, request.body, "/spec")["errors"])
+
+
+def workflow_of(tenant: Tenant, workflow_id: str) -> Workflow:
+    return get_object_or_404(Workflow.objects.for_tenant(tenant).alive(), pk=workflow_id)
 
 
 class WorkflowValidateApi(APIView):
@@ -72,15 +109,14 @@ class WorkflowValidateApi(APIView):
             body = None  # JSON, but nested too deep to parse here: the validator reports it
         except ValueError as exc:
             raise exceptions.ParseError(f"The body is not JSON: {exc}") from exc
+        tenant = principal_of(request).tenant
         if isinstance(body, dict) and "spec" in body and "nodes" not in body:
             node = body.get("node")
             if node is not None and not isinstance(node, str):
                 raise exceptions.ValidationError({"node": ["Must be a node id (a string)."]})
-            tenant = principal_of(request).tenant
             result = workflow_validate(spec=body["spec"], tenant=tenant, only_node=node)
-            return Response(_with_prefix(result, raw.decode("utf-8", "replace"), "/spec"))
-        result = workflow_validate(spec=raw, tenant=principal_of(request).tenant)
-        return Response(result.to_dict())
+            return Response(positioned(result, raw, "/spec"))
+        return Response(workflow_validate(spec=raw, tenant=tenant).to_dict())
 
 
 class WorkflowSpecSchemaApi(APIView):
@@ -90,3 +126,90 @@ class WorkflowSpecSchemaApi(APIView):
     @extend_schema(responses=OpenApiTypes.OBJECT, operation_id="workflow_spec_schema")
     def get(self, request: Request) -> Response:
         return Response(workflow_spec_json_schema())
+
+
+class WorkflowListCreateApi(ListAPIView[Workflow]):
+    """The tenant's stored workflows (newest first; `?status=deleted` lists deleted ones).
+    POST validates and stores a new one (422 with every problem when it is not valid)."""
+
+    serializer_class = WorkflowSerializer
+    queryset = Workflow.objects.none()  # for the schema; get_queryset scopes to the tenant
+    filter_backends = (DjangoFilterBackend,)
+    filterset_class = WorkflowFilter
+
+    def get_queryset(self) -> QuerySet[Workflow]:
+        workflows = Workflow.objects.for_tenant(principal_of(self.request).tenant)
+        if self.request.query_params.get("status") == Workflow.Status.DELETED:
+            return workflows
+        return workflows.alive()
+
+    @extend_schema(request=WorkflowWriteSerializer, responses={201: WorkflowDetailSerializer})
+    def post(self, request: Request) -> Response:
+        body = WorkflowWriteSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        principal = principal_of(request)
+        try:
+            workflow = workflow_create(
+                tenant=principal.tenant, spec=body.validated_data["spec"], actor=principal.actor
+            )
+        except WorkflowInvalid as exc:
+            raise invalid(exc, request) from exc
+        headers = {"Location": f"/api/v1/workflows/{workflow.id}"}
+        data = WorkflowDetailSerializer(workflow).data
+        return Response(data, status=status.HTTP_201_CREATED, headers=headers)
+
+
+class WorkflowDetailApi(APIView):
+    """One stored workflow with its current spec. PUT saves a new spec; PATCH applies a JSON
+    Merge Patch to it; each change is a new version. DELETE is soft, and refused (409) while
+    an execution of it is queued or running."""
+
+    @extend_schema(responses=WorkflowDetailSerializer, operation_id="workflows_retrieve")
+    def get(self, request: Request, workflow_id: str) -> Response:
+        workflow = workflow_of(principal_of(request).tenant, workflow_id)
+        return Response(WorkflowDetailSerializer(workflow).data)
+
+    @extend_schema(request=WorkflowWriteSerializer, responses=WorkflowDetailSerializer)
+    def put(self, request: Request, workflow_id: str) -> Response:
+        body = WorkflowWriteSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        return self._save(request, workflow_id, lambda _old: body.validated_data["spec"])
+
+    @extend_schema(request=WorkflowPatchSerializer, responses=WorkflowDetailSerializer)
+    def patch(self, request: Request, workflow_id: str) -> Response:
+        body = WorkflowPatchSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        return self._save(
+            request, workflow_id, lambda old: merge_patch(old, body.validated_data["spec"])
+        )
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, workflow_id: str) -> Response:
+        principal = principal_of(request)
+        workflow = workflow_of(principal.tenant, workflow_id)
+        try:
+            workflow_delete(workflow=workflow, actor=principal.actor)
+        except WorkflowBusy as exc:
+            raise Conflict(str(exc)) from exc
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    def _save(self, request: Request, workflow_id: str, new_spec: Any) -> Response:
+        principal = principal_of(request)
+        workflow = workflow_of(principal.tenant, workflow_id)
+        try:
+            saved = workflow_update(
+                workflow=workflow, spec=new_spec(workflow.spec), actor=principal.actor
+            )
+        except WorkflowInvalid as exc:
+            raise invalid(exc, request) from exc
+        return Response(WorkflowDetailSerializer(saved).data)
+
+
+class WorkflowVersionsApi(ListAPIView[WorkflowVersion]):
+    """Every saved version of a workflow, newest first, with who saved it and when."""
+
+    serializer_class = WorkflowVersionSerializer
+
+    def get_queryset(self) -> QuerySet[WorkflowVersion]:
+        workflow = workflow_of(principal_of(self.request).tenant, self.kwargs["workflow_id"])
+        return workflow.versions.all()

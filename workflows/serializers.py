@@ -1,4 +1,8 @@
+from typing import Any
+
 from rest_framework import serializers
+
+from workflows.models import Workflow, WorkflowVersion
 
 
 class SpecErrorSerializer(serializers.Serializer[dict[str, object]]):
@@ -14,3 +18,51 @@ class ValidationResultSerializer(serializers.Serializer[dict[str, object]]):
     valid = serializers.BooleanField()
     errors = SpecErrorSerializer(many=True)  # type: ignore[assignment]
     warnings = SpecErrorSerializer(many=True)
+
+
+class WorkflowSerializer(serializers.ModelSerializer[Workflow]):
+    class Meta:
+        model = Workflow
+        fields: tuple[str, ...] = (
+            "id",
+            "name",
+            "description",
+            "status",
+            "version",
+            "node_count",
+            "created_at",
+            "updated_at",
+            "created_by",
+            "updated_by",
+        )
+        read_only_fields = fields
+
+
+class WorkflowDetailSerializer(WorkflowSerializer):
+    class Meta(WorkflowSerializer.Meta):
+        fields = (*WorkflowSerializer.Meta.fields, "spec")
+        read_only_fields = fields
+
+
+class WorkflowWriteSerializer(serializers.Serializer[dict[str, Any]]):
+    spec = serializers.JSONField(
+        help_text="the WorkflowSpec; its name and description are the workflow's"
+    )
+
+    def validate_spec(self, value: Any) -> Any:
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("Must be a WorkflowSpec (a JSON object).")
+        return value
+
+
+class WorkflowPatchSerializer(WorkflowWriteSerializer):
+    spec = serializers.JSONField(
+        help_text="a JSON Merge Patch (RFC 7386) applied to the current spec"
+    )
+
+
+class WorkflowVersionSerializer(serializers.ModelSerializer[WorkflowVersion]):
+    class Meta:
+        model = WorkflowVersion
+        fields = ("version", "created_at", "created_by", "spec")
+        read_only_fields = fields

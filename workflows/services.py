@@ -1,20 +1,40 @@
-"""Validation as the API and the CLI use it: the runtime's validator with the tenant's context."""
+"""Writes on stored workflows, and validation as the API and the CLI use it."""
 
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
 
 from runtime.validation import ValidationOptions, ValidationResult, validate_spec
+from sources.selectors import source_resolver
 from tenants.models import Tenant
 from tenants.selectors import tenant_env_allowed
+from tenants.services import audit_record
+from workflows.models import Workflow, WorkflowVersion
+
+ACTIVE_EXECUTIONS = ("queued", "running")
+
+
+class WorkflowInvalid(Exception):
+    """The spec did not validate; `result` holds every problem."""
+
+    def __init__(self, result: ValidationResult) -> None:
+        super().__init__(f"{len(result.errors)} problem(s) in the workflow spec")
+        self.result = result
+
+
+class WorkflowBusy(Exception):
+    """The workflow has queued or running executions."""
 
 
 def validation_options(*, tenant: Tenant | None, only_node: str | None = None) -> ValidationOptions:
-    """The operator's limits and the tenant's grants. Stored sources join with the sources app."""
+    """The operator's limits and the tenant's grants and stored sources."""
     return ValidationOptions(
         max_bytes=settings.AGENTFLOW_MAX_SPEC_BYTES,
         max_nodes=settings.AGENTFLOW_MAX_SPEC_NODES,
         env_allowed=tenant_env_allowed(tenant) if tenant is not None else None,
+        resolve_source=source_resolver(tenant) if tenant is not None else None,
         only_node=only_node,
     )
 
@@ -24,3 +44,109 @@ def workflow_validate(
 ) -> ValidationResult:
     """Validate a spec (parsed JSON, or JSON text for line/column) for a tenant."""
     return validate_spec(spec, validation_options(tenant=tenant, only_node=only_node))
+
+
+def _checked(tenant: Tenant, spec: Any) -> tuple[ValidationResult, dict[str, Any]]:
+    result = workflow_validate(spec=spec, tenant=tenant)
+    if not result.valid or result.spec is None:
+        raise WorkflowInvalid(result)
+    return result, result.spec.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def _apply(workflow: Workflow, spec: dict[str, Any]) -> None:
+    workflow.spec = spec
+    workflow.name = str(spec["name"])
+    workflow.description = str(spec.get("description") or "")
+    workflow.node_count = len(spec["nodes"])
+
+
+@transaction.atomic
+def workflow_create(*, tenant: Tenant, spec: Any, actor: str) -> Workflow:
+    """Validate and store a new workflow as version 1.
+
+    Raises:
+        WorkflowInvalid: the spec has errors; nothing is stored.
+    """
+    _, clean = _checked(tenant, spec)
+    workflow = Workflow(tenant=tenant, created_by=actor, updated_by=actor)
+    _apply(workflow, clean)
+    workflow.save()
+    WorkflowVersion.objects.create(workflow=workflow, version=1, spec=clean, created_by=actor)
+    audit_record(
+        tenant=tenant,
+        actor=actor,
+        action="workflow.create",
+        target_type="workflow",
+        target_id=workflow.id,
+        details={"version": 1, "name": workflow.name},
+    )
+    return workflow
+
+
+@transaction.atomic
+def workflow_update(*, workflow: Workflow, spec: Any, actor: str) -> Workflow:
+    """Validate and save a new version; an unchanged spec saves nothing new.
+
+    Raises:
+        WorkflowInvalid: the spec has errors; the workflow is left as it was.
+    """
+    _, clean = _checked(workflow.tenant, spec)
+    locked = Workflow.objects.select_for_update().get(pk=workflow.pk)
+    if clean == locked.spec:
+        return locked
+    locked.version += 1
+    locked.updated_by = actor
+    _apply(locked, clean)
+    locked.save()
+    WorkflowVersion.objects.create(
+        workflow=locked, version=locked.version, spec=clean, created_by=actor
+    )
+    audit_record(
+        tenant=locked.tenant,
+        actor=actor,
+        action="workflow.update",
+        target_type="workflow",
+        target_id=locked.id,
+        details={"version": locked.version},
+    )
+    return locked
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON Merge Patch: objects merge, null removes a key, anything else replaces."""
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+@transaction.atomic
+def workflow_delete(*, workflow: Workflow, actor: str) -> None:
+    """Soft-delete; refused while an execution of the workflow is queued or running.
+
+    Raises:
+        WorkflowBusy: an execution is still queued or running.
+    """
+    locked = Workflow.objects.select_for_update().get(pk=workflow.pk)
+    active = locked.executions.filter(status__in=ACTIVE_EXECUTIONS)
+    if active.exists():
+        raise WorkflowBusy(
+            f"Workflow {locked.id} has {active.count()} queued or running execution(s); "
+            "cancel them or wait for them to finish, then delete it."
+        )
+    locked.deleted_at = timezone.now()
+    locked.deleted_by = actor
+    locked.status = Workflow.Status.DELETED
+    locked.save(update_fields=["deleted_at", "deleted_by", "status", "updated_at"])
+    audit_record(
+        tenant=locked.tenant,
+        actor=actor,
+        action="workflow.delete",
+        target_type="workflow",
+        target_id=locked.id,
+    )

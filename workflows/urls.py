@@ -1,8 +1,21 @@
 from django.urls import path
 
-from workflows.api import WorkflowSpecSchemaApi, WorkflowValidateApi
+from workflows.api import (
+    WorkflowDetailApi,
+    WorkflowListCreateApi,
+    WorkflowSpecSchemaApi,
+    WorkflowValidateApi,
+    WorkflowVersionsApi,
+)
 
 urlpatterns = [
+    path("workflows", WorkflowListCreateApi.as_view(), name="workflows"),
     path("workflows/validate", WorkflowValidateApi.as_view(), name="workflow-validate"),
+    path("workflows/<wf:workflow_id>", WorkflowDetailApi.as_view(), name="workflow-detail"),
+    path(
+        "workflows/<wf:workflow_id>/versions",
+        WorkflowVersionsApi.as_view(),
+        name="workflow-versions",
+    ),
     path("schema/workflow-spec", WorkflowSpecSchemaApi.as_view(), name="workflow-spec-schema"),
 ]

@@ -48,3 +48,14 @@ class ReadOnlyViolationError(NodeError):
 
 class QueryTimeout(NodeError):
     code = "timeout"
+
+
+class ConnectionFailed(DatabaseError):
+    """The source's server could not be reached or refused the login; a retry may help."""
+
+    code = "db_connection_failed"
+    retryable = True
+
+
+DEFAULT_MAX_RESULT_BYTES = 5_000_000
+"""Rows past this JSON size are left out and the result is marked `truncated`."""

@@ -24,6 +24,8 @@ from runtime.source_configs import SQLiteConfig
 
 WRITE_ERRORS = re.compile(r"readonly|read-only|query_only|attempt to write", re.IGNORECASE)
 DEFAULT_TIMEOUT_MS = 5000
+# The spec's placeholders are `%(name)s` (as for postgres and mysql); sqlite3 binds `:name`.
+PYFORMAT = re.compile(r"%\((\w+)\)s")
 
 
 class SQLiteDatabase:
@@ -41,7 +43,7 @@ class SQLiteDatabase:
         try:
             conn.execute("PRAGMA query_only = ON")
             conn.set_progress_handler(lambda: int(time.monotonic() > deadline), 1000)
-            cursor = conn.execute(query.sql, dict(query.params))
+            cursor = conn.execute(PYFORMAT.sub(r":\1", query.sql), dict(query.params))
             columns = [d[0] for d in cursor.description or ()]
             if query.offset:
                 cursor.fetchmany(query.offset)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from runtime.nodes.aggregator import AGGREGATOR_STRATEGIES
 from runtime.nodes.base import Node, NodeOutput
 from runtime.nodes.db import DBNode
+from runtime.nodes.http import HTTPNode
 from runtime.nodes.image import ImageNode
 from runtime.nodes.input import InputNode
 from runtime.nodes.llm import LLMNode
@@ -21,6 +22,7 @@ NODE_TYPES: dict[str, type[Node] | dict[str, type[Node]]] = {
     "image": ImageNode,
     "aggregator": AGGREGATOR_STRATEGIES,
     "db": DBNode,
+    "http": HTTPNode,
 }
 
 __all__ = ["NODE_TYPES", "Node", "NodeOutput"]

@@ -13,10 +13,11 @@ from runtime.providers.anthropic import AnthropicProvider
 from runtime.providers.azure_openai import AzureOpenAIProvider
 from runtime.providers.base import ChatProvider, EmbeddingProvider, EnvLookup, ImageProvider
 from runtime.providers.google import GoogleProvider
+from runtime.providers.http import HTTPProvider, HTTPSource
 from runtime.providers.openai import OpenAIProvider
 from runtime.providers.openai_image import OpenAIImageProvider
 
-Provider = ChatProvider | EmbeddingProvider | ImageProvider
+Provider = ChatProvider | EmbeddingProvider | ImageProvider | HTTPProvider
 ProviderFactory = Callable[[Any, EnvLookup], Provider]
 """Called with the source's validated config model (runtime.source_configs) and an EnvLookup."""
 
@@ -26,6 +27,7 @@ PROVIDERS: dict[str, ProviderFactory] = {
     "anthropic": AnthropicProvider,
     "google": GoogleProvider,
     "openai_image": OpenAIImageProvider,
+    "http": HTTPSource,
 }
 
 __all__ = [

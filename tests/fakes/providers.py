@@ -31,6 +31,14 @@ PNG_BYTES = base64.b64decode(
 _CREATED = 1_790_000_000
 
 
+MODELS = {
+    "openai": ["gpt-4o-mini", "gpt-4o", "text-embedding-3-small", "gpt-image-1", "dall-e-3"],
+    "anthropic": ["claude-sonnet-4-5", "claude-haiku-4-5"],
+    "google": ["gemini-2.5-flash", "gemini-2.5-pro"],
+}
+"""What each fake lists at GET …/models (what a source test checks the model against)."""
+
+
 def echo(prompt: str) -> str:
     return f"echo: {prompt}"
 
@@ -196,6 +204,12 @@ class FakeOpenAIServer(FakeServer):
             return _openai_embeddings(request, behaviour)
         if request.path.endswith("/images/generations"):
             return _openai_images(request, behaviour, self.url)
+        if request.path.endswith("/models") and request.method == "GET":
+            models = [
+                {"id": m, "object": "model", "created": _CREATED, "owned_by": "openai"}
+                for m in MODELS["openai"]
+            ]
+            return json_reply(200, {"object": "list", "data": models})
         return _not_found(request)
 
 
@@ -282,6 +296,18 @@ class FakeAnthropicServer(FakeServer):
             return _anthropic_error(behaviour.status, behaviour)
         if request.path.endswith("/messages"):
             return _anthropic_messages(request, behaviour)
+        if request.path.endswith("/models") and request.method == "GET":
+            models = [
+                {"id": m, "type": "model", "display_name": m, "created_at": "2025-09-29T00:00:00Z"}
+                for m in MODELS["anthropic"]
+            ]
+            body = {
+                "data": models,
+                "has_more": False,
+                "first_id": models[0]["id"],
+                "last_id": models[-1]["id"],
+            }
+            return json_reply(200, body)
         return _not_found(request)
 
 
@@ -356,4 +382,10 @@ class FakeGeminiServer(FakeServer):
             return _gemini_error(behaviour.status, behaviour)
         if request.path.endswith((":generateContent", ":streamGenerateContent")):
             return _gemini_generate(request, behaviour)
+        if request.path.endswith("/models") and request.method == "GET":
+            models = [
+                {"name": f"models/{m}", "displayName": m, "supportedActions": ["generateContent"]}
+                for m in MODELS["google"]
+            ]
+            return json_reply(200, {"models": models})
         return _not_found(request)

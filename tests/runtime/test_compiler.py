@@ -89,11 +89,21 @@ def finished(observer: RecordingObserver) -> list[tuple[str, str]]:
 
 def test_fan_out_branches_run_in_parallel_and_the_join_runs_once() -> None:
     raw = spec(
-        [wait("a", seconds=0.2, tokens=10), wait("b", seconds=0.2, tokens=20),
-         wait("c", seconds=0.2, tokens=30), wait("join")],
-        [("input", "a"), ("input", "b"), ("input", "c"), ("a", "join"), ("b", "join"),
-         ("c", "join")],
-    )  # fmt: skip
+        [
+            wait("a", seconds=0.2, tokens=10),
+            wait("b", seconds=0.2, tokens=20),
+            wait("c", seconds=0.2, tokens=30),
+            wait("join"),
+        ],
+        [
+            ("input", "a"),
+            ("input", "b"),
+            ("input", "c"),
+            ("a", "join"),
+            ("b", "join"),
+            ("c", "join"),
+        ],
+    )
     start = time.perf_counter()
     outcome, observer = run(raw)
     took = time.perf_counter() - start
@@ -122,9 +132,19 @@ def test_a_join_waits_for_a_longer_branch_and_still_runs_once() -> None:
 
 ROUTED = {
     "nodes": [
-        {"id": "router", "type": "router", "metadata": {
-            "strategy": "keyword", "routes": {"x": ["ex"], "y": ["why"]}, "default": "z"}},
-        wait("x"), wait("y"), wait("z"), wait("end"),
+        {
+            "id": "router",
+            "type": "router",
+            "metadata": {
+                "strategy": "keyword",
+                "routes": {"x": ["ex"], "y": ["why"]},
+                "default": "z",
+            },
+        },
+        wait("x"),
+        wait("y"),
+        wait("z"),
+        wait("end"),
     ],
     "edges": [("input", "router"), ("x", "end"), ("y", "end"), ("z", "end")],
     "more_edges": [
@@ -132,7 +152,7 @@ ROUTED = {
         {"from": "router", "to": "y", "condition": "y"},
         {"from": "router", "to": "z"},
     ],
-}  # fmt: skip
+}
 
 
 def test_only_the_route_taken_runs_and_the_join_after_it_runs_once() -> None:
@@ -151,17 +171,30 @@ def test_only_the_route_taken_runs_and_the_join_after_it_runs_once() -> None:
 
 def _loop_spec(max_iterations: int) -> dict:
     return spec(
-        [wait("draft"),
-         {"id": "critic", "type": "router", "metadata": {
-             "strategy": "keyword", "routes": {"again": ["draft"]}, "default": "done"}},
-         wait("publish")],
+        [
+            wait("draft"),
+            {
+                "id": "critic",
+                "type": "router",
+                "metadata": {
+                    "strategy": "keyword",
+                    "routes": {"again": ["draft"]},
+                    "default": "done",
+                },
+            },
+            wait("publish"),
+        ],
         [("input", "draft"), ("draft", "critic")],
         more_edges=[
-            {"from": "critic", "to": "draft", "condition": "again",
-             "loop": {"max_iterations": max_iterations}},
+            {
+                "from": "critic",
+                "to": "draft",
+                "condition": "again",
+                "loop": {"max_iterations": max_iterations},
+            },
             {"from": "critic", "to": "publish", "condition": "done"},
         ],
-    )  # fmt: skip
+    )
 
 
 def test_a_bounded_loop_runs_at_most_n_times_then_fails_with_loop_limit() -> None:
@@ -181,9 +214,11 @@ def test_a_loop_that_ends_by_itself_succeeds() -> None:
 
 
 def test_max_steps_bounds_node_executions() -> None:
-    raw = spec([wait(f"n{i}") for i in range(5)],
-               [("input", "n0"), *((f"n{i}", f"n{i + 1}") for i in range(4))],
-               limits={"max_steps": 3})  # fmt: skip
+    raw = spec(
+        [wait(f"n{i}") for i in range(5)],
+        [("input", "n0"), *((f"n{i}", f"n{i + 1}") for i in range(4))],
+        limits={"max_steps": 3},
+    )
     outcome, _ = run(raw)
     assert outcome.status == "failed"
     assert outcome.error is not None and outcome.error["code"] == "max_steps"
@@ -225,10 +260,12 @@ def test_a_node_over_its_timeout_fails_with_timeout() -> None:
 
 def test_on_error_continue_records_the_error_and_goes_on() -> None:
     raw = spec(
-        [wait("bad", fail_times=1, error="fatal", on_error="continue", output_key="bad_out"),
-         wait("after")],
+        [
+            wait("bad", fail_times=1, error="fatal", on_error="continue", output_key="bad_out"),
+            wait("after"),
+        ],
         [("input", "bad"), ("bad", "after")],
-    )  # fmt: skip
+    )
     outcome, _ = run(raw)
     assert outcome.status == "succeeded"
     assert outcome.final_state["errors"] == [
@@ -240,8 +277,11 @@ def test_on_error_continue_records_the_error_and_goes_on() -> None:
 
 
 def test_the_run_timeout_stops_the_run_and_keeps_its_partial_state() -> None:
-    raw = spec([wait("quick"), wait("slow", seconds=5)], [("input", "quick"), ("quick", "slow")],
-               limits={"timeout_seconds": 0.2})  # fmt: skip
+    raw = spec(
+        [wait("quick"), wait("slow", seconds=5)],
+        [("input", "quick"), ("quick", "slow")],
+        limits={"timeout_seconds": 0.2},
+    )
     start = time.perf_counter()
     outcome, _ = run(raw)
     assert time.perf_counter() - start < 1
@@ -251,21 +291,31 @@ def test_the_run_timeout_stops_the_run_and_keeps_its_partial_state() -> None:
 
 def test_a_result_is_data_and_is_never_rendered_as_a_template_again() -> None:
     raw = spec(
-        [wait("echo", value="{{ secret }}"),
-         {"id": "show", "type": "aggregator",
-          "metadata": {"strategy": "template", "template": "got: {{ outputs.echo }}"}}],
+        [
+            wait("echo", value="{{ secret }}"),
+            {
+                "id": "show",
+                "type": "aggregator",
+                "metadata": {"strategy": "template", "template": "got: {{ outputs.echo }}"},
+            },
+        ],
         [("input", "echo"), ("echo", "show")],
-    )  # fmt: skip
+    )
     outcome, _ = run(raw, {"secret": "hunter2"})
     assert outcome.final_state["final_output"] == "got: {{ secret }}"
 
 
 def test_initial_state_keys_reach_the_nodes_and_the_final_state_is_json() -> None:
     raw = spec(
-        [{"id": "show", "type": "aggregator",
-          "metadata": {"strategy": "template", "template": "{{ customer.name }}"}}],
+        [
+            {
+                "id": "show",
+                "type": "aggregator",
+                "metadata": {"strategy": "template", "template": "{{ customer.name }}"},
+            }
+        ],
         [("input", "show")],
-    )  # fmt: skip
+    )
     outcome, _ = run(raw, {"customer": {"name": "Ada"}, "ratio": float("nan")})
     assert outcome.final_state["final_output"] == "Ada"
     assert outcome.final_state["ratio"] is None

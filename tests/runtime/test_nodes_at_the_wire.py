@@ -36,14 +36,25 @@ def run(
 
 
 def openai_source(server: FakeOpenAIServer, **config: Any) -> dict[str, Any]:
-    return {"id": "gpt", "kind": "openai", "config": {
-        "model_name": "gpt-4o-mini", "api_key_env": "KEY", "base_url": server.base_url,
-        "max_retries": 0, **config}}  # fmt: skip
+    return {
+        "id": "gpt",
+        "kind": "openai",
+        "config": {
+            "model_name": "gpt-4o-mini",
+            "api_key_env": "KEY",
+            "base_url": server.base_url,
+            "max_retries": 0,
+            **config,
+        },
+    }
 
 
 def test_a_streamed_answer_reaches_the_observer_delta_by_delta(openai_server) -> None:
-    node = {"id": "w", "type": "llm", "metadata": {
-        "source": "gpt", "prompt": "Say hi to {{ user_input }}", "stream": True}}  # fmt: skip
+    node = {
+        "id": "w",
+        "type": "llm",
+        "metadata": {"source": "gpt", "prompt": "Say hi to {{ user_input }}", "stream": True},
+    }
     outcome, observer = run(one_node(node, openai_source(openai_server)), {"user_input": "Ada"})
     assert outcome.status == "succeeded", outcome.error
     deltas = [delta for node_id, delta in observer.tokens if node_id == "w"]
@@ -60,11 +71,18 @@ def test_a_429_is_retried_by_the_node_after_retry_after(openai_server) -> None:
     async def sleep(seconds: float) -> None:
         slept.append(seconds)
 
-    node = {"id": "w", "type": "llm", "metadata": {
-        "source": "gpt", "prompt": "{{ user_input }}",
-        "retry": {"max_attempts": 2, "initial_interval": 0.1}}}  # fmt: skip
-    outcome, observer = run(one_node(node, openai_source(openai_server)), {"user_input": "x"},
-                            sleep=sleep)  # fmt: skip
+    node = {
+        "id": "w",
+        "type": "llm",
+        "metadata": {
+            "source": "gpt",
+            "prompt": "{{ user_input }}",
+            "retry": {"max_attempts": 2, "initial_interval": 0.1},
+        },
+    }
+    outcome, observer = run(
+        one_node(node, openai_source(openai_server)), {"user_input": "x"}, sleep=sleep
+    )
     assert outcome.status == "succeeded"
     attempts = [(e.attempt, e.status) for e in observer.finished() if e.node_id == "w"]
     assert attempts == [(1, "failed"), (2, "succeeded")]
@@ -78,8 +96,11 @@ def test_a_429_is_retried_by_the_node_after_retry_after(openai_server) -> None:
 
 def test_a_400_is_not_retried(openai_server) -> None:
     openai_server.script(times=3, status=400, message="Unsupported parameter: 'foo'")
-    node = {"id": "w", "type": "llm", "metadata": {
-        "source": "gpt", "prompt": "hi", "retry": {"max_attempts": 3}}}  # fmt: skip
+    node = {
+        "id": "w",
+        "type": "llm",
+        "metadata": {"source": "gpt", "prompt": "hi", "retry": {"max_attempts": 3}},
+    }
     outcome, _ = run(one_node(node, openai_source(openai_server)), {"user_input": "x"})
     assert outcome.status == "failed"
     assert outcome.error is not None and "Unsupported parameter" in outcome.error["message"]
@@ -87,10 +108,20 @@ def test_a_400_is_not_retried(openai_server) -> None:
 
 
 def test_the_semantic_router_picks_the_nearest_intent(openai_server) -> None:
-    router = {"id": "r", "type": "router", "metadata": {
-        "strategy": "semantic", "source": "gpt", "threshold": 0.8, "default": "other",
-        "examples": {"billing": ["refund my invoice payment"],
-                     "tech": ["the app crashes with an error"]}}}  # fmt: skip
+    router = {
+        "id": "r",
+        "type": "router",
+        "metadata": {
+            "strategy": "semantic",
+            "source": "gpt",
+            "threshold": 0.8,
+            "default": "other",
+            "examples": {
+                "billing": ["refund my invoice payment"],
+                "tech": ["the app crashes with an error"],
+            },
+        },
+    }
     source = openai_source(openai_server, model_name="text-embedding-3-small")
     outcome, observer = run(one_node(router, source), {"user_input": "app crashes, error!"})
     assert outcome.final_state["intent"] == "tech", observer.finished()[-1].details
@@ -99,8 +130,11 @@ def test_the_semantic_router_picks_the_nearest_intent(openai_server) -> None:
 
 
 def test_a_gemini_source_answers_through_google_genai(gemini_server: FakeGeminiServer) -> None:
-    node = {"id": "w", "type": "llm", "metadata": {"source": "g", "prompt": "Hi {{ user_input }}",
-                                                   "system": "Be brief."}}  # fmt: skip
+    node = {
+        "id": "w",
+        "type": "llm",
+        "metadata": {"source": "g", "prompt": "Hi {{ user_input }}", "system": "Be brief."},
+    }
     source = {
         "id": "g",
         "kind": "google",
@@ -110,7 +144,7 @@ def test_a_gemini_source_answers_through_google_genai(gemini_server: FakeGeminiS
             "base_url": gemini_server.url,
         },
     }
-    outcome, observer = run(one_node(node, source), {"user_input": "Bob"})
+    outcome, _observer = run(one_node(node, source), {"user_input": "Bob"})
     assert outcome.status == "succeeded", outcome.error
     assert outcome.final_state["text_result"] == "echo: Hi Bob"
     assert outcome.final_state["cost"] > 0
@@ -121,9 +155,17 @@ def test_a_gemini_source_answers_through_google_genai(gemini_server: FakeGeminiS
 
 def test_an_azure_source_uses_the_deployment_path(openai_server: FakeOpenAIServer) -> None:
     node = {"id": "w", "type": "llm", "metadata": {"source": "az", "prompt": "Hi"}}
-    source = {"id": "az", "kind": "azure_openai", "config": {
-        "deployment": "prod-gpt", "endpoint": openai_server.url, "api_version": "2025-04-01",
-        "api_key_env": "KEY", "max_retries": 0}}  # fmt: skip
+    source = {
+        "id": "az",
+        "kind": "azure_openai",
+        "config": {
+            "deployment": "prod-gpt",
+            "endpoint": openai_server.url,
+            "api_version": "2025-04-01",
+            "api_key_env": "KEY",
+            "max_retries": 0,
+        },
+    }
     outcome, _ = run(one_node(node, source), {"user_input": "x"})
     assert outcome.status == "succeeded", outcome.error
     sent = openai_server.last_request
@@ -133,8 +175,11 @@ def test_an_azure_source_uses_the_deployment_path(openai_server: FakeOpenAIServe
 
 
 def test_a_dall_e_url_passes_through_with_the_revised_prompt(openai_server) -> None:
-    node = {"id": "pic", "type": "image", "metadata": {
-        "source": "img", "prompt": "a {{ user_input }}", "size": "1024x1024"}}  # fmt: skip
+    node = {
+        "id": "pic",
+        "type": "image",
+        "metadata": {"source": "img", "prompt": "a {{ user_input }}", "size": "1024x1024"},
+    }
     source = {
         "id": "img",
         "kind": "openai_image",

@@ -38,10 +38,36 @@ json_values = st.recursive(
 )
 # Words a spec uses, so that mutations hit meaningful places as often as random ones.
 spec_words = st.sampled_from(
-    ["id", "type", "metadata", "from", "to", "condition", "loop", "source", "prompt", "strategy",
-     "default", "routes", "rules", "kind", "config", "api_key", "api_key_env", "bandwidth", "END",
-     "input", "router", "llm", "gpt", "{{ x.__class__ }}", "{% if %}", "a ==", "DATABASE_URL"]
-)  # fmt: skip
+    [
+        "id",
+        "type",
+        "metadata",
+        "from",
+        "to",
+        "condition",
+        "loop",
+        "source",
+        "prompt",
+        "strategy",
+        "default",
+        "routes",
+        "rules",
+        "kind",
+        "config",
+        "api_key",
+        "api_key_env",
+        "bandwidth",
+        "END",
+        "input",
+        "router",
+        "llm",
+        "gpt",
+        "{{ x.__class__ }}",
+        "{% if %}",
+        "a ==",
+        "DATABASE_URL",
+    ]
+)
 values = json_values | spec_words | st.integers(-3, 3)
 
 

@@ -9,8 +9,12 @@ ROOT = Path(__file__).resolve().parents[2]
 def validate(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "manage.py", "validate_workflow", *args],
-        cwd=ROOT, input=stdin, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        cwd=ROOT,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_a_valid_file_says_so_and_exits_0() -> None:

@@ -5,7 +5,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from executions.services import run_context
+from agentflow_site.runtime_config import run_context
 from runtime.compiler import compile_workflow
 from runtime.events import NodeFinished, NodeStarted
 from runtime.runner import run_workflow
@@ -23,8 +23,10 @@ class _Printer:
     async def node_finished(self, event: NodeFinished) -> None:
         took = f"{event.duration * 1000:.0f} ms"
         if event.error:
-            self.write(f"✗ {event.node_id} failed after {took}: {event.error['code']}: "
-                       f"{event.error['message']}")  # fmt: skip
+            self.write(
+                f"✗ {event.node_id} failed after {took}: {event.error['code']}: "
+                f"{event.error['message']}"
+            )
             return
         usage = f", {event.tokens} tokens, ${event.cost:.6f}" if event.tokens else ""
         self.write(f"✓ {event.node_id} finished in {took}{usage}")
@@ -60,26 +62,20 @@ class Command(BaseCommand):
         validated = workflow_validate(spec=text, tenant=None)
         if not validated.valid:
             for e in validated.errors:
-                self.stderr.write(f"{opts['file']}:{e.line or 0}:{e.column or 0}: {e.type}: "
-                                  f"{e.message}")  # fmt: skip
+                self.stderr.write(
+                    f"{opts['file']}:{e.line or 0}:{e.column or 0}: {e.type}: {e.message}"
+                )
             raise CommandError("The workflow is not valid.")
         workflow = compile_workflow(validated, state_keys=state.keys())
-        ctx = run_context_for_cli()
+        ctx = run_context()  # no image store: images come back as data: URLs
         ctx.observer = _Printer(self.stdout.write)
         outcome = asyncio.run(run_workflow(workflow, state, ctx, timeout_seconds=opts["timeout"]))
-        self.stdout.write(f"status: {outcome.status} in {outcome.execution_time:.3f} s, "
-                          f"{outcome.tokens_used} tokens, ${outcome.cost:.6f}")  # fmt: skip
+        self.stdout.write(
+            f"status: {outcome.status} in {outcome.execution_time:.3f} s, "
+            f"{outcome.tokens_used} tokens, ${outcome.cost:.6f}"
+        )
         if outcome.error:
             self.stdout.write(f"error: {json.dumps(outcome.error)}")
         self.stdout.write(json.dumps(outcome.final_state, indent=2, ensure_ascii=False))
         if outcome.status != "succeeded":
             raise SystemExit(1)
-
-
-def run_context_for_cli() -> Any:
-    """The server's run settings, with images inlined as data: URLs (nothing is stored)."""
-    from executions.models import Execution
-
-    ctx = run_context(Execution(id="exec_cli", tenant_id=0))
-    ctx.store_image = None
-    return ctx

@@ -68,7 +68,7 @@ def test_exceptions_the_translator_does_not_know_pass_through():
 def test_every_llm_and_image_source_kind_has_an_adapter():
     llm_kinds = {"openai", "azure_openai", "anthropic", "google", "openai_image"}
 
-    assert set(PROVIDERS) == llm_kinds
+    assert llm_kinds <= set(PROVIDERS)
     assert llm_kinds <= set(SOURCE_CONFIGS)
 
 

@@ -1,0 +1,31 @@
+"""URL converters for the API's opaque, prefixed ids: a malformed id is an unmatched URL (404)."""
+
+
+class _PrefixedId:
+    regex = ""
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+class WorkflowId(_PrefixedId):
+    regex = r"wf_[0-9a-f]{1,40}"
+
+
+class SourceId(_PrefixedId):
+    regex = r"src_[0-9a-f]{1,40}"
+
+
+class ExecutionId(_PrefixedId):
+    regex = r"exec_[0-9a-f]{1,40}"
+
+
+def register() -> None:
+    from django.urls import register_converter
+
+    register_converter(WorkflowId, "wf")
+    register_converter(SourceId, "src")
+    register_converter(ExecutionId, "exec")

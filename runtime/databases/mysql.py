@@ -1,0 +1,198 @@
+"""MySQL and MariaDB sources: one SELECT in a read-only transaction, over PyMySQL and a pool.
+
+The layers:
+1. sqlglot parses the text in the MySQL dialect: one plain SELECT, or an early error.
+2. CLIENT.MULTI_STATEMENTS is never set, so the server runs exactly one statement per call.
+3. `SET SESSION TRANSACTION READ ONLY` and `START TRANSACTION READ ONLY`, the server's
+   statement timeout (`max_statement_time` on MariaDB, `max_execution_time` on MySQL) and lock
+   timeouts; the transaction is always rolled back.
+4. Rows are read unbuffered and stop at the row or byte cap.
+5. A client deadline (bound + grace) sends `KILL QUERY` from a second connection.
+6. `COM_RESET_CONNECTION` resets each connection before it goes back to the pool.
+
+PyMySQL escapes values on the client and puts them in the text: `NO_BACKSLASH_ESCAPES` is
+cleared from the session's sql_mode so that its escaping stays correct.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from runtime.databases.base import (
+    ConnectionFailed,
+    DatabaseError,
+    Query,
+    QueryTimeout,
+    ReadOnlyViolationError,
+    Rows,
+)
+from runtime.databases.mysqlpool import MySQLPool, close_quietly, pool_for
+from runtime.databases.rows import RowCollector
+from runtime.databases.sqlcheck import check_mysql
+from runtime.providers.base import EnvLookup, require_env
+from runtime.source_configs import MySQLConfig
+
+CLIENT_GRACE_S = 0.5
+COM_RESET_CONNECTION = 0x1F
+READ_ONLY_ERRORS = frozenset({1792, 1290, 1142, 1227, 1044, 1045})
+"""ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION, ER_OPTION_PREVENTS_STATEMENT, access denied."""
+TIMEOUT_ERRORS = frozenset({1317, 1969, 3024, 1205, 1028})
+"""Interrupted (KILL QUERY), MariaDB and MySQL statement timeouts, lock wait timeouts."""
+
+
+@dataclass
+class _Running:
+    """One query in flight: the deadline side may kill it only while the worker still holds it."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    thread_id: int | None = None
+    killed: bool = False
+
+
+class MySQLDatabase:
+    kind = "mysql"
+
+    def __init__(self, config: MySQLConfig, env: EnvLookup) -> None:
+        self.config = config
+        self.env = env
+
+    async def select(self, query: Query) -> Rows:
+        check_mysql(query.sql)
+        return await self._run(self._select, query)
+
+    async def run_admin(self, sql: str) -> list[tuple[Any, ...]]:
+        """Run one trusted statement of ours (the source test), not a node's."""
+        query = Query(sql, {}, max_rows=1000, timeout_ms=self.config.statement_timeout_ms)
+        rows = await self._run(self._select, query)
+        return [tuple(row.values()) for row in rows.rows]
+
+    async def _run(self, work: Any, query: Query) -> Rows:
+        pool, bound_ms, running = self._pool(), self._bound_ms(query), _Running()
+        task = asyncio.ensure_future(asyncio.to_thread(work, pool, query, bound_ms, running))
+        try:
+            done, _ = await asyncio.wait({task}, timeout=bound_ms / 1000 + CLIENT_GRACE_S)
+        except asyncio.CancelledError:
+            await asyncio.to_thread(_kill, pool, running)
+            raise
+        if task in done:
+            return task.result()  # type: ignore[no-any-return]
+        await asyncio.to_thread(_kill, pool, running)
+        task.add_done_callback(lambda t: t.exception())  # the worker's error is ours below
+        raise QueryTimeout(_timeout_message(bound_ms))
+
+    def _select(self, pool: MySQLPool, query: Query, bound_ms: int, running: _Running) -> Rows:
+        import pymysql
+
+        conn = pool.acquire()
+        reusable = False
+        try:
+            with running.lock:
+                running.thread_id = conn.thread_id()
+            _begin_read_only(conn, pool, bound_ms)
+            rows, drained = _fetch(conn, query)
+            conn.rollback()
+            reusable = drained and _reset(conn)
+            return rows
+        except pymysql.err.MySQLError as exc:
+            raise _translate(exc, bound_ms) from exc
+        except (KeyError, TypeError, ValueError) as exc:  # PyMySQL formats `%(name)s` itself
+            raise DatabaseError(
+                f"The query's parameters do not match its placeholders ({exc!r}); "
+                "write a literal % as %% when the query has params."
+            ) from exc
+        finally:
+            with running.lock:
+                running.thread_id = None
+                reusable = reusable and not running.killed
+            pool.release(conn, reusable=reusable)
+
+    def _pool(self) -> MySQLPool:
+        env_name = self.config.connection_string_env
+        dsn = require_env(self.env, env_name, source_kind=self.kind)
+        return pool_for(dsn, env_name, self.config.pool_size, self.config.statement_timeout_ms)
+
+    def _bound_ms(self, query: Query) -> int:
+        limit = self.config.statement_timeout_ms
+        return min(query.timeout_ms, limit) if query.timeout_ms else limit
+
+
+def _begin_read_only(conn: Any, pool: MySQLPool, bound_ms: int) -> None:
+    seconds = max(1, math.ceil(bound_ms / 1000))
+    if pool.server and pool.server.mariadb:
+        timeout = f"max_statement_time = {bound_ms / 1000:.3f}"
+    else:
+        timeout = f"max_execution_time = {int(bound_ms)}"
+    with conn.cursor() as cursor:
+        for statement in (
+            "SET SESSION TRANSACTION READ ONLY",
+            f"SET SESSION {timeout}",
+            f"SET SESSION innodb_lock_wait_timeout = {seconds}",
+            f"SET SESSION lock_wait_timeout = {seconds}",
+            "SET SESSION sql_mode = REPLACE(@@sql_mode, 'NO_BACKSLASH_ESCAPES', '')",
+            "START TRANSACTION READ ONLY",
+        ):
+            cursor.execute(statement)
+
+
+def _fetch(conn: Any, query: Query) -> tuple[Rows, bool]:
+    """The rows, and whether the result was read to its end (else the connection is dropped)."""
+    import pymysql.cursors
+
+    cursor = conn.cursor(pymysql.cursors.SSCursor)
+    cursor.execute(query.sql, dict(query.params) or None)
+    collector = RowCollector([d[0] for d in cursor.description or ()], query)
+    while (row := cursor.fetchone()) is not None:
+        if not collector.add(row):
+            return collector.result(), False
+    return collector.result(), True
+
+
+def _reset(conn: Any) -> bool:
+    """Reset the session to its state after login (variables, temporary tables, locks)."""
+    try:
+        conn._execute_command(COM_RESET_CONNECTION, "")
+        conn._read_ok_packet()
+        conn.autocommit(True)
+    except Exception:
+        return False
+    return True
+
+
+def _kill(pool: MySQLPool, running: _Running) -> None:
+    with running.lock:
+        if running.thread_id is None:
+            return
+        running.killed = True
+        thread_id = running.thread_id
+    conn = pool.connect()
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute("KILL QUERY %s", (thread_id,))
+    except Exception:
+        pass  # the query ended on its own meanwhile
+    finally:
+        close_quietly(conn)
+
+
+def _translate(exc: Exception, bound_ms: int) -> Exception:
+    number = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+    detail = str(exc.args[1]) if len(exc.args) > 1 else str(exc)
+    if number in READ_ONLY_ERRORS:
+        return ReadOnlyViolationError(f"The db node only reads; the server refused: {detail}.")
+    if number in TIMEOUT_ERRORS:
+        return QueryTimeout(_timeout_message(bound_ms))
+    if number is None or number >= 2000:  # client-side: connection lost, bad packet
+        return ConnectionFailed(f"The connection to the mysql source failed: {detail}.")
+    return DatabaseError(f"The server refused the query: {detail}.")
+
+
+def _timeout_message(bound_ms: int) -> str:
+    return f"The query ran past its timeout ({bound_ms} ms) and was stopped on the server."
+
+
+def mysql_factory(config: MySQLConfig, env: EnvLookup) -> MySQLDatabase:
+    return MySQLDatabase(config, env)

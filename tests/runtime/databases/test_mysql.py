@@ -1,0 +1,142 @@
+"""The mysql adapter against the real MariaDB/MySQL on 127.0.0.1:3306 (database `test`)."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Any
+
+import pytest
+
+from runtime.databases import mysql
+from runtime.databases.base import ConnectionFailed, QueryTimeout, ReadOnlyViolationError
+from runtime.databases.mysql import MySQLDatabase
+from runtime.databases.probe import probe
+from runtime.errors import NodeError
+from runtime.source_configs import MySQLConfig
+from tests.runtime.databases.helpers import query, run, unique
+
+WRITES = [
+    "DELETE FROM {t}",
+    "INSERT INTO {t} VALUES (99, 'new')",
+    "UPDATE {t} SET name = 'changed'",
+    "COMMIT; DELETE FROM {t}",
+    "SET TRANSACTION READ WRITE; DELETE FROM {t}",
+    "SELECT * FROM {t} FOR UPDATE",
+    "SELECT 1; DROP TABLE {t}",
+    "CREATE TABLE {t}_new (id int)",
+    "REPLACE INTO {t} VALUES (1, 'replaced')",
+    "TRUNCATE TABLE {t}",
+    "DROP TABLE {t}",
+]
+
+
+def adapter(env: Any, **config: Any) -> MySQLDatabase:
+    settings = {"connection_string_env": "MYSQL_URL", "pool_size": 2, **config}
+    return MySQLDatabase(MySQLConfig(**settings), env)
+
+
+def count(my: Any, table: str) -> int:
+    with my.cursor() as cursor:
+        cursor.execute(f"SELECT count(*), group_concat(name ORDER BY id) FROM {table}")
+        total, names = cursor.fetchone()
+    assert names == "row 1,row 2,row 3,row 4,row 5"
+    return int(total)
+
+
+def test_it_returns_rows_as_objects_and_binds_params_as_data(
+    env: Any, my: Any, my_table: str
+) -> None:
+    evil = f"x'; DROP TABLE {my_table}; --"
+    sql = f"SELECT %(v)s AS v, count(*) AS n, 2.50 AS price FROM {my_table} WHERE name <> %(v)s"
+
+    rows = run(adapter(env).select(query(sql, {"v": evil})))
+
+    assert rows.as_result() == {
+        "columns": ["v", "n", "price"],
+        "rows": [{"v": evil, "n": 5, "price": 2.5}],
+        "row_count": 1,
+        "truncated": False,
+    }
+    assert count(my, my_table) == 5
+
+
+def test_it_pages_and_marks_a_longer_result_truncated(env: Any, my_table: str) -> None:
+    sql = f"SELECT id FROM {my_table} ORDER BY id"
+    db = adapter(env)
+
+    second_page = run(db.select(query(sql, max_rows=2, offset=2)))
+    last_page = run(db.select(query(sql, max_rows=2, offset=4)))
+
+    assert (second_page.rows, second_page.truncated) == ([{"id": 3}, {"id": 4}], True)
+    assert (last_page.rows, last_page.truncated) == ([{"id": 5}], False)
+
+
+@pytest.mark.parametrize("write", WRITES)
+def test_every_write_fails_as_a_read_only_violation_and_changes_nothing(
+    env: Any, my: Any, my_table: str, write: str
+) -> None:
+    with pytest.raises(ReadOnlyViolationError):
+        run(adapter(env).select(query(write.format(t=my_table))))
+
+    assert count(my, my_table) == 5
+
+
+@pytest.mark.parametrize("write", WRITES)
+def test_without_the_parser_the_server_still_changes_nothing(
+    env: Any, my: Any, my_table: str, write: str, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(mysql, "check_mysql", lambda sql: None)
+
+    # FOR UPDATE is allowed in a read-only transaction; it still changes nothing.
+    with contextlib.suppress(NodeError):
+        run(adapter(env).select(query(write.format(t=my_table))))
+
+    assert count(my, my_table) == 5
+    with my.cursor() as cursor:
+        assert cursor.execute("SHOW TABLES LIKE %s", (f"{my_table}_new",)) == 0
+
+
+def test_a_slow_query_times_out_within_a_second_and_leaves_nothing_running(
+    env: Any, my: Any
+) -> None:
+    marker = unique("slow")
+    started = time.monotonic()
+    with pytest.raises(QueryTimeout) as caught:
+        run(adapter(env).select(query(f"SELECT SLEEP(5) AS {marker}", timeout_ms=300)))
+
+    assert time.monotonic() - started < 1.0
+    assert caught.value.code == "timeout"
+    with my.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM information_schema.processlist "
+            "WHERE info LIKE %s AND id <> CONNECTION_ID()",
+            (f"%{marker}%",),
+        )
+        assert cursor.fetchone() == (0,)
+
+
+def test_a_dead_server_fails_clearly_and_retryably_without_the_password() -> None:
+    env = {"MYSQL_URL": "mysql://reader:hunter2secret@127.0.0.1:1/test"}.get
+    with pytest.raises(ConnectionFailed) as caught:
+        run(adapter(env).select(query("SELECT 1")))
+
+    assert caught.value.retryable
+    assert "mysql source" in caught.value.message
+    assert "hunter2secret" not in caught.value.message
+
+
+def test_the_pool_recovers_when_its_connections_are_killed(env: Any, my: Any) -> None:
+    db = adapter(env, pool_size=1)
+    thread_id = run(db.select(query("SELECT CONNECTION_ID() AS id"))).rows[0]["id"]
+    with my.cursor() as cursor:
+        cursor.execute("KILL %s", (thread_id,))
+
+    assert run(db.select(query("SELECT 2 AS two"))).rows == [{"two": 2}]
+
+
+def test_the_probe_warns_about_an_administrator(env: Any) -> None:
+    report = run(probe(adapter(env)))
+
+    assert report.ok
+    assert any("ALL PRIVILEGES" in warning for warning in report.warnings)

@@ -1,0 +1,251 @@
+"""The postgres adapter against the real PostgreSQL on 127.0.0.1:5432 (database `test`)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from runtime.databases import postgres
+from runtime.databases.base import ConnectionFailed, QueryTimeout, ReadOnlyViolationError
+from runtime.databases.postgres import PostgresDatabase
+from runtime.databases.probe import probe
+from runtime.errors import NodeError
+from runtime.source_configs import PostgresConfig
+from tests.runtime.databases.helpers import query, run, unique
+
+WRITES = [
+    "DELETE FROM {t}",
+    "INSERT INTO {t} VALUES (99, 'new')",
+    "UPDATE {t} SET name = 'changed'",
+    "COMMIT; DELETE FROM {t}",
+    "SET TRANSACTION READ WRITE; DELETE FROM {t}",
+    "SELECT * FROM {t} FOR UPDATE",
+    "WITH d AS (DELETE FROM {t} RETURNING *) SELECT * FROM d",
+    "SELECT {t}_f()",
+    "SELECT 1; DROP TABLE {t}",
+    "CREATE TABLE {t}_new (id int)",
+    "COPY {t} FROM STDIN",
+    "SET ROLE postgres",
+    "SET default_transaction_read_only = off; DELETE FROM {t}",
+    "SELECT * INTO {t}_copy FROM {t}",
+    "TRUNCATE {t}",
+    "DROP TABLE {t}",
+]
+
+
+def adapter(env: Any, **config: Any) -> PostgresDatabase:
+    settings = {"connection_string_env": "PG_URL", "pool_size": 1, **config}
+    return PostgresDatabase(PostgresConfig(**settings), env)
+
+
+def count(pg: psycopg.Connection[Any], table: str) -> int:
+    row = pg.execute(f"SELECT count(*), string_agg(name, ',' ORDER BY id) FROM {table}").fetchone()
+    assert row is not None and row[1] == "row 1,row 2,row 3,row 4,row 5"
+    return int(row[0])
+
+
+@pytest.fixture
+def side_effect_function(pg: psycopg.Connection[Any], pg_table: str) -> Iterator[str]:
+    """A function that inserts into the table: it parses as a harmless SELECT."""
+    pg.execute(
+        f"CREATE FUNCTION {pg_table}_f() RETURNS int LANGUAGE plpgsql AS $$ BEGIN "
+        f"INSERT INTO {pg_table} VALUES (100, 'sneaky'); RETURN 1; END $$"
+    )
+    yield f"{pg_table}_f"
+
+
+def test_it_returns_columns_and_rows_as_objects_with_json_safe_values(env: Any) -> None:
+    sql = (
+        "SELECT 1 AS n, 2.50::numeric AS price, '2026-01-02'::date AS day, "
+        "'\\x0102'::bytea AS raw, 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid AS id, "
+        "'{\"k\": [1]}'::jsonb AS doc"
+    )
+    rows = run(adapter(env).select(query(sql)))
+
+    assert rows.as_result() == {
+        "columns": ["n", "price", "day", "raw", "id", "doc"],
+        "rows": [
+            {
+                "n": 1,
+                "price": 2.5,
+                "day": "2026-01-02",
+                "raw": "AQI=",
+                "id": "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+                "doc": {"k": [1]},
+            }
+        ],
+        "row_count": 1,
+        "truncated": False,
+    }
+
+
+def test_it_binds_params_so_a_quote_is_just_data(
+    env: Any, pg: psycopg.Connection[Any], pg_table: str
+) -> None:
+    evil = f"x'; DROP TABLE {pg_table}; --"
+    sql = f"SELECT %(v)s AS v, count(*) AS n FROM {pg_table} WHERE name <> %(v)s"
+    rows = run(adapter(env).select(query(sql, {"v": evil})))
+
+    assert rows.rows == [{"v": evil, "n": 5}]
+    assert count(pg, pg_table) == 5
+
+
+def test_it_pages_and_marks_a_longer_result_truncated(env: Any, pg_table: str) -> None:
+    sql = f"SELECT id FROM {pg_table} ORDER BY id"
+    db = adapter(env)
+
+    second_page = run(db.select(query(sql, max_rows=2, offset=2)))
+    last_page = run(db.select(query(sql, max_rows=2, offset=4)))
+
+    assert (second_page.rows, second_page.truncated) == ([{"id": 3}, {"id": 4}], True)
+    assert (last_page.rows, last_page.truncated) == ([{"id": 5}], False)
+
+
+def test_it_stops_reading_at_the_byte_cap(env: Any) -> None:
+    sql = "SELECT g, repeat('x', 1000000) AS blob FROM generate_series(1, 1000) g"
+    started = time.monotonic()
+    rows = run(adapter(env).select(query(sql, max_rows=1000)))
+
+    assert rows.truncated and 1 <= len(rows.rows) <= 5
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.usefixtures("side_effect_function")
+@pytest.mark.parametrize("write", WRITES)
+def test_every_write_fails_as_a_read_only_violation_and_changes_nothing(
+    env: Any, pg: psycopg.Connection[Any], pg_table: str, write: str
+) -> None:
+    with pytest.raises(ReadOnlyViolationError) as caught:
+        run(adapter(env).select(query(write.format(t=pg_table))))
+
+    assert caught.value.code == "read_only_violation" and not caught.value.retryable
+    assert count(pg, pg_table) == 5
+    assert pg.execute("SELECT to_regclass(%s)", (f"{pg_table}_new",)).fetchone() == (None,)
+
+
+@pytest.mark.usefixtures("side_effect_function")
+@pytest.mark.parametrize("write", WRITES)
+def test_without_the_parser_the_database_still_refuses_every_write(
+    env: Any, pg: psycopg.Connection[Any], pg_table: str, write: str, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(postgres, "check_postgres", lambda sql: None)
+
+    with pytest.raises(NodeError):
+        run(adapter(env).select(query(write.format(t=pg_table))))
+
+    assert count(pg, pg_table) == 5
+    assert pg.execute("SELECT to_regclass(%s)", (f"{pg_table}_new",)).fetchone() == (None,)
+
+
+def test_a_slow_query_times_out_within_a_second_and_leaves_nothing_running(
+    env: Any, pg: psycopg.Connection[Any]
+) -> None:
+    marker = unique("slow")
+    started = time.monotonic()
+    with pytest.raises(QueryTimeout) as caught:
+        run(adapter(env).select(query(f"SELECT pg_sleep(5) AS {marker}", timeout_ms=300)))
+
+    assert time.monotonic() - started < 1.0
+    assert caught.value.code == "timeout"
+    still_running = pg.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE %s AND pid <> pg_backend_pid()",
+        (f"%{marker}%",),
+    ).fetchone()
+    assert still_running == (0,)
+
+
+def test_the_source_timeout_caps_the_nodes_timeout(env: Any) -> None:
+    started = time.monotonic()
+    with pytest.raises(QueryTimeout):
+        run(
+            adapter(env, statement_timeout_ms=200).select(
+                query("SELECT pg_sleep(3)", timeout_ms=60_000)
+            )
+        )
+    assert time.monotonic() - started < 1.0
+
+
+def test_a_dead_server_fails_clearly_and_retryably_without_the_password() -> None:
+    env = {"PG_URL": "postgresql://reader:hunter2secret@127.0.0.1:1/test"}.get
+    started = time.monotonic()
+    with pytest.raises(ConnectionFailed) as caught:
+        run(adapter(env, pool_timeout=10).select(query("SELECT 1")))
+
+    assert time.monotonic() - started < 2
+    assert caught.value.retryable
+    assert "postgres source" in caught.value.message and "refused" in caught.value.message
+    assert "hunter2secret" not in caught.value.message
+
+
+def test_the_pool_recovers_when_its_connections_are_killed(
+    env: Any, pg: psycopg.Connection[Any]
+) -> None:
+    async def scenario() -> list[dict[str, Any]]:
+        db = adapter(env, pool_size=1)
+        pid = (await db.select(query("SELECT pg_backend_pid() AS pid"))).rows[0]["pid"]
+        pg.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        return (await db.select(query("SELECT 2 AS two"))).rows
+
+    assert run(scenario()) == [{"two": 2}]
+
+
+def test_a_connection_is_rolled_back_and_reset_before_reuse(
+    env: Any, pg: psycopg.Connection[Any]
+) -> None:
+    async def scenario() -> tuple[Any, ...] | None:
+        pid = (await adapter(env).select(query("SELECT pg_backend_pid() AS p"))).rows[0]["p"]
+        for _ in range(50):  # the pool resets a returned connection in a background task
+            row = pg.execute(
+                "SELECT state, query FROM pg_stat_activity WHERE pid = %s", (pid,)
+            ).fetchone()
+            if row == ("idle", "DISCARD ALL"):
+                break
+            await asyncio.sleep(0.02)
+        return row
+
+    assert run(scenario()) == ("idle", "DISCARD ALL")
+
+
+def test_the_probe_warns_about_a_superuser(env: Any) -> None:
+    report = run(probe(adapter(env)))
+
+    assert report.ok
+    assert any("superuser" in warning for warning in report.warnings)
+
+
+@pytest.fixture
+def reader_role(pg: psycopg.Connection[Any], pg_table: str) -> Iterator[str]:
+    role = unique("af_reader")
+    pg.execute(f"CREATE ROLE {role} LOGIN")
+    pg.execute(f"GRANT SELECT ON {pg_table} TO {role}")
+    yield role
+    pg.execute(f"DROP OWNED BY {role}")
+    pg.execute(f"DROP ROLE {role}")
+
+
+def test_the_probe_is_quiet_for_a_select_only_role(reader_role: str, pg_table: str) -> None:
+    env = {"PG_URL": f"postgresql://{reader_role}@127.0.0.1:5432/test"}.get
+    db = adapter(env)
+
+    report = run(probe(db))
+    rows = run(db.select(query(f"SELECT count(*) AS n FROM {pg_table}")))
+
+    assert (report.ok, report.warnings) == (True, [])
+    assert rows.rows == [{"n": 5}]
+
+
+def test_the_probe_warns_about_a_role_that_can_write(
+    pg: psycopg.Connection[Any], reader_role: str, pg_table: str
+) -> None:
+    pg.execute(f"GRANT INSERT ON {pg_table} TO {reader_role}")
+    env = {"PG_URL": f"postgresql://{reader_role}@127.0.0.1:5432/test"}.get
+
+    report = run(probe(adapter(env)))
+
+    assert report.ok
+    assert any(pg_table in warning for warning in report.warnings)
