@@ -14,3 +14,7 @@ class NewestFirstCursorPagination(pagination.CursorPagination):
     ordering = ("-created_at", "-id")
     page_size_query_param = "page_size"
     max_page_size = 200
+
+
+class AuditCursorPagination(NewestFirstCursorPagination):
+    ordering = ("-at", "-id")

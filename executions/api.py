@@ -98,10 +98,10 @@ class StoredWorkflowExecuteApi(APIView):
         operation_id="workflows_execute_stored",
     )
     def post(self, request: Request, workflow_id: str) -> Response:
-        body = StoredExecuteRequestSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
         principal = principal_of(request)
         workflow = workflow_of(principal.tenant, workflow_id)
+        body = StoredExecuteRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
         version = body.validated_data.get("version") or workflow.version
         saved = workflow.versions.filter(version=version).first()
         if saved is None:

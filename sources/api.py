@@ -67,12 +67,14 @@ class SourceDetailApi(APIView):
 
     @extend_schema(request=SourceWriteSerializer, responses=SourceSerializer)
     def put(self, request: Request, source_id: str) -> Response:
+        source_of(principal_of(request).tenant, source_id)  # an unknown id is a 404 first
         body = SourceWriteSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         return self._update(request, source_id, body.validated_data)
 
     @extend_schema(request=SourceWriteSerializer(partial=True), responses=SourceSerializer)
     def patch(self, request: Request, source_id: str) -> Response:
+        source_of(principal_of(request).tenant, source_id)  # an unknown id is a 404 first
         body = SourceWriteSerializer(data=request.data, partial=True)
         body.is_valid(raise_exception=True)
         return self._update(request, source_id, body.validated_data)

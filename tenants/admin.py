@@ -2,7 +2,7 @@ from django.contrib import admin
 from rest_framework_api_key.admin import APIKeyModelAdmin
 from rest_framework_api_key.models import APIKey
 
-from tenants.models import ApiKey, Tenant
+from tenants.models import ApiKey, AuditEvent, Tenant
 
 # The library's own tenant-less key model stays unused; only tenant keys are managed here.
 admin.site.unregister(APIKey)
@@ -34,3 +34,22 @@ class ApiKeyAdmin(APIKeyModelAdmin):
     list_filter = (*APIKeyModelAdmin.list_filter, "role", "tenant")  # type: ignore[assignment]
     search_fields = (*APIKeyModelAdmin.search_fields, "tenant__slug")  # type: ignore[assignment]
     list_select_related = ("tenant",)
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    """Append-only: visible, never editable."""
+
+    list_display = ("at", "tenant", "actor", "action", "target_type", "target_id", "ip")
+    list_filter = ("action", "tenant")
+    search_fields = ("actor", "target_id", "request_id")
+    date_hierarchy = "at"
+
+    def has_add_permission(self, request):  # type: ignore[no-untyped-def]
+        return False
+
+    def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return False
+
+    def has_delete_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return False

@@ -9,7 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agentflow_site.auth import principal_of
-from agentflow_site.pagination import NewestFirstCursorPagination
+from agentflow_site.pagination import AuditCursorPagination
 from tenants.filters import AuditFilter
 from tenants.models import ApiKey, AuditEvent, Role
 from tenants.serializers import (
@@ -111,7 +111,7 @@ class AuditListApi(_AdminOnly, ListAPIView[AuditEvent]):
 
     serializer_class = AuditEventSerializer
     queryset = AuditEvent.objects.none()  # for the schema; get_queryset scopes to the tenant
-    pagination_class = NewestFirstCursorPagination
+    pagination_class = AuditCursorPagination
     filter_backends = (DjangoFilterBackend,)
     filterset_class = AuditFilter
 

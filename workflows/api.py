@@ -171,12 +171,14 @@ class WorkflowDetailApi(APIView):
 
     @extend_schema(request=WorkflowWriteSerializer, responses=WorkflowDetailSerializer)
     def put(self, request: Request, workflow_id: str) -> Response:
+        workflow_of(principal_of(request).tenant, workflow_id)  # an unknown id is a 404 first
         body = WorkflowWriteSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         return self._save(request, workflow_id, lambda _old: body.validated_data["spec"])
 
     @extend_schema(request=WorkflowPatchSerializer, responses=WorkflowDetailSerializer)
     def patch(self, request: Request, workflow_id: str) -> Response:
+        workflow_of(principal_of(request).tenant, workflow_id)  # an unknown id is a 404 first
         body = WorkflowPatchSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         return self._save(
