@@ -4,6 +4,7 @@ With nothing set it runs on embedded defaults: SQLite (WAL), the django-q2 ORM b
 database cache. DATABASE_URL and REDIS_URL move it to PostgreSQL and Redis with no code change.
 """
 
+import sys
 from pathlib import Path
 
 import environ
@@ -82,6 +83,10 @@ TEMPLATES = [
 
 # --- Database ---------------------------------------------------------------------------------
 DATABASE_URL = env.str("DATABASE_URL", default="")
+# django-q2 forks its worker processes: a pool's connections would be shared by parent and
+# children over one socket, and their queries would interleave (seen: rows of one query
+# returned to another). Workers open plain connections instead.
+_FORKING_WORKER = "qcluster" in sys.argv or not env.bool("DATABASE_POOL", default=True)
 if not DATABASE_URL:
     DATA_DIR.mkdir(parents=True, exist_ok=True)
 DATABASES = {
@@ -102,7 +107,7 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
     )
-elif _db["ENGINE"] == "django.db.backends.postgresql":
+elif _db["ENGINE"] == "django.db.backends.postgresql" and not _FORKING_WORKER:
     # Django's native psycopg pool; it requires persistent connections to be off.
     _db["CONN_MAX_AGE"] = 0
     _db.setdefault("OPTIONS", {})["pool"] = {
@@ -242,6 +247,8 @@ AGENTFLOW_AGGREGATIONS = env.json("AGENTFLOW_AGGREGATIONS", default={})
 AGENTFLOW_PROVIDER_BASE_URLS = env.json("AGENTFLOW_PROVIDER_BASE_URLS", default={})
 # sqlite sources name files under this directory and nowhere else.
 AGENTFLOW_SQLITE_ROOT = Path(env.str("AGENTFLOW_SQLITE_ROOT", default=str(DATA_DIR / "sqlite")))
+# A running execution whose worker has not beaten its heart for this long is taken over (s).
+AGENTFLOW_HEARTBEAT_STALE = env.float("AGENTFLOW_HEARTBEAT_STALE", default=20.0)
 # Longest a synchronous execute may run, whatever the spec or request asks (seconds).
 AGENTFLOW_SYNC_TIMEOUT = env.float("AGENTFLOW_SYNC_TIMEOUT", default=300.0)
 

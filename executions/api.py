@@ -1,24 +1,29 @@
+import hashlib
+import json
 import mimetypes
+import time
 from typing import Any
 
 from django.conf import settings
 from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
-from django.http import FileResponse
+from django.http import FileResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema
-from rest_framework import exceptions
+from rest_framework import exceptions, status
 from rest_framework.generics import ListAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agentflow_site.auth import Principal, principal_of
-from agentflow_site.errors import InvalidSpec
+from agentflow_site.errors import Conflict, InvalidSpec
 from agentflow_site.pagination import NewestFirstCursorPagination
+from executions.events import event_stream
 from executions.filters import ExecutionFilter
-from executions.models import Execution, Status
+from executions.models import FINISHED, Execution, Status
 from executions.serializers import (
     ExecuteRequestSerializer,
     ExecuteResponseSerializer,
@@ -26,7 +31,13 @@ from executions.serializers import (
     ExecutionSerializer,
     StoredExecuteRequestSerializer,
 )
-from executions.services import execution_create, execution_run
+from executions.services import (
+    ExecutionFinished,
+    execution_cancel,
+    execution_create,
+    execution_run,
+)
+from executions.tasks import enqueue_run
 from tenants.models import Role
 from workflows.api import workflow_of
 from workflows.models import Workflow
@@ -48,27 +59,78 @@ def execute_response(execution: Execution) -> dict[str, Any]:
     }
 
 
+def _answer(execution: Execution) -> Response:
+    """200 with the outcome of a finished run; 202 with its id and Location while it runs."""
+    if execution.status in FINISHED:
+        return Response(execute_response(execution))
+    location = f"/api/v1/executions/{execution.id}"
+    body = {"status": execution.status, "execution_id": execution.id, "location": location}
+    return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": location})
+
+
+def _request_hash(request: Request) -> str:
+    canonical = json.dumps([request.path, request.data], sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _replayed(principal: Principal, key: str, digest: str) -> Execution | None:
+    """The execution an Idempotency-Key already made, if any (422 if the body differs)."""
+    if not key:
+        return None
+    found = Execution.objects.for_tenant(principal.tenant).filter(idempotency_key=key).first()
+    if found is not None and found.request_hash != digest:
+        raise exceptions.ValidationError(
+            {"Idempotency-Key": ["This key was used with another request; use a new key."]}
+        )
+    return found
+
+
+def _default_timeout(background: bool) -> float | None:
+    """A sync run is bounded by the operator's ceiling; a background one by its spec."""
+    return None if background else float(settings.AGENTFLOW_SYNC_TIMEOUT)
+
+
 def _run(
-    principal: Principal,
+    request: Request,
     spec: Any,
     body: dict[str, Any],
     workflow: Workflow | None = None,
     version: int | None = None,
 ) -> Response:
+    principal = principal_of(request)
+    key = request.headers.get("Idempotency-Key", "")[:255]
+    digest = _request_hash(request) if key else ""
+    earlier = _replayed(principal, key, digest)
+    if earlier is not None:
+        return _answer(earlier)
     validated = workflow_validate(spec=spec, tenant=principal.tenant)
     if not validated.valid:
         raise InvalidSpec([dict(e.to_dict()) for e in validated.errors])
-    execution = execution_create(
-        tenant=principal.tenant,
-        validated=validated,
-        initial_state=body["initial_state"],
-        timeout_seconds=body.get("timeout_seconds", settings.AGENTFLOW_SYNC_TIMEOUT),
-        created_by=principal.actor,
-        workflow=workflow,
-        workflow_version=version,
-    )
-    execution = execution_run(execution_id=execution.id, validated=validated)
-    return Response(execute_response(execution))
+    background = body["mode"] == "async"
+    try:
+        with transaction.atomic():
+            execution = execution_create(
+                tenant=principal.tenant,
+                validated=validated,
+                mode=body["mode"],
+                initial_state=body["initial_state"],
+                timeout_seconds=body.get("timeout_seconds", _default_timeout(background)),
+                created_by=principal.actor,
+                workflow=workflow,
+                workflow_version=version,
+                idempotency_key=key,
+                request_hash=digest,
+            )
+            if background:
+                enqueue_run(execution.id)  # same transaction: both commit or neither
+    except IntegrityError:  # the same key, sent twice at once: answer with the first
+        earlier = _replayed(principal, key, digest)
+        if earlier is None:
+            raise
+        return _answer(earlier)
+    if background:
+        return _answer(execution)
+    return _answer(execution_run(execution_id=execution.id, validated=validated))
 
 
 class WorkflowExecuteApi(APIView):
@@ -84,7 +146,7 @@ class WorkflowExecuteApi(APIView):
     def post(self, request: Request) -> Response:
         body = ExecuteRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        return _run(principal_of(request), body.validated_data["workflow"], body.validated_data)
+        return _run(request, body.validated_data["workflow"], body.validated_data)
 
 
 class StoredWorkflowExecuteApi(APIView):
@@ -108,7 +170,7 @@ class StoredWorkflowExecuteApi(APIView):
             raise exceptions.ValidationError(
                 {"version": [f"Workflow {workflow.id} has versions 1 to {workflow.version}."]}
             )
-        return _run(principal, saved.spec, body.validated_data, workflow, version)
+        return _run(request, saved.spec, body.validated_data, workflow, version)
 
 
 class ExecutionListApi(ListAPIView[Execution]):
@@ -167,3 +229,49 @@ class ExecutionFileApi(APIView):
             raise exceptions.NotFound()
         content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
         return FileResponse(default_storage.open(path), content_type=content_type)
+
+
+def _execution(request: Request, execution_id: str) -> Execution:
+    tenant = principal_of(request).tenant
+    return get_object_or_404(Execution.objects.for_tenant(tenant), pk=execution_id)
+
+
+class ExecutionCancelApi(APIView):
+    """Stop a queued or running execution. A running one stops within about half a second,
+    keeping its partial state; the answer waits up to 3 s for that (202 if still stopping)."""
+
+    write_role = Role.EXECUTOR
+
+    @extend_schema(
+        request=None, responses={200: ExecutionListSerializer, 202: ExecutionListSerializer}
+    )
+    def post(self, request: Request, execution_id: str) -> Response:
+        execution = _execution(request, execution_id)
+        try:
+            execution = execution_cancel(execution=execution, actor=principal_of(request).actor)
+        except ExecutionFinished as exc:
+            raise Conflict(str(exc)) from exc
+        deadline = time.monotonic() + 3
+        while execution.status not in FINISHED and time.monotonic() < deadline:
+            time.sleep(0.1)
+            execution.refresh_from_db()
+        code = status.HTTP_200_OK if execution.status in FINISHED else status.HTTP_202_ACCEPTED
+        return Response(ExecutionListSerializer(execution).data, status=code)
+
+
+class ExecutionEventsApi(APIView):
+    """Server-sent events: `node_started`, `node_finished` (duration, tokens, cost), `token`
+    (streamed LLM text, batched), then `end`. Reconnect with `Last-Event-ID` (or
+    `?last_event_id=`) to get what was missed."""
+
+    @extend_schema(responses={(200, "text/event-stream"): str}, operation_id="executions_events")
+    def get(self, request: Request, execution_id: str) -> StreamingHttpResponse:
+        execution = _execution(request, execution_id)
+        raw = request.headers.get("Last-Event-ID") or request.query_params.get("last_event_id")
+        last_id = int(raw) if raw and raw.isdigit() else 0
+        response = StreamingHttpResponse(
+            event_stream(execution.id, last_id), content_type="text/event-stream"
+        )
+        response["Cache-Control"] = "no-cache"
+        response["X-Accel-Buffering"] = "no"  # a proxy in front must not buffer the stream
+        return response

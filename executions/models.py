@@ -51,7 +51,13 @@ class Execution(models.Model):
     tokens_used = models.PositiveBigIntegerField(default=0)
     cost = models.DecimalField(max_digits=18, decimal_places=8, default=0)
     timeout_seconds = models.FloatField(null=True, blank=True)
-    created_by = models.CharField(max_length=16, blank=True, help_text="the API key's prefix")
+    created_by = models.CharField(max_length=64, blank=True, help_text="key:<prefix>")
+    idempotency_key = models.CharField(max_length=255, blank=True)
+    request_hash = models.CharField(max_length=64, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    worker = models.CharField(max_length=128, blank=True, help_text="who is running it")
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    deliveries = models.PositiveIntegerField(default=0, help_text="times a worker took it up")
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -65,6 +71,14 @@ class Execution(models.Model):
             models.Index(fields=("tenant", "-created_at")),
             models.Index(fields=("workflow", "-created_at")),
             models.Index(fields=("tenant", "status")),
+            models.Index(fields=("status", "heartbeat_at")),
+        )
+        constraints = (
+            models.UniqueConstraint(
+                fields=("tenant", "idempotency_key"),
+                condition=~models.Q(idempotency_key=""),
+                name="one_execution_per_idempotency_key",
+            ),
         )
 
     def __str__(self) -> str:
@@ -93,3 +107,19 @@ class NodeRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.execution_id}:{self.node_id}#{self.attempt}"
+
+
+class ExecutionEvent(models.Model):
+    """What a client following a run sees (server-sent events); `id` is the event id."""
+
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=32, help_text="node_started, node_finished, token, end")
+    data = models.JSONField(default=dict)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("id",)
+        indexes = (models.Index(fields=("execution", "id")),)
+
+    def __str__(self) -> str:
+        return f"{self.execution_id}#{self.pk} {self.kind}"

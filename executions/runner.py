@@ -2,13 +2,16 @@
 
 The graph runs on its own thread with its own event loop; node events come back over a queue
 and this (the caller's) thread writes them, so every row is written through the caller's
-database connection and no ORM call happens inside the event loop.
+database connection and no ORM call happens inside the event loop. Between events this thread
+also beats the heart and checks for a cancel request, which stops the run within half a second.
 """
 
 import asyncio
 import queue
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +19,9 @@ from runtime.compiler import CompiledWorkflow
 from runtime.context import RunContext
 from runtime.events import NodeFinished, NodeStarted
 from runtime.runner import RunOutcome, run_workflow
+
+TICK = 0.25
+"""Seconds between heartbeat/cancel checks while no event arrives."""
 
 
 @dataclass(frozen=True)
@@ -25,6 +31,7 @@ class TokenEvent:
 
 
 Event = NodeStarted | NodeFinished | TokenEvent
+Checkpointer = Callable[[], AbstractAsyncContextManager[Any]]
 _DONE = object()
 
 
@@ -42,6 +49,16 @@ class _QueueObserver:
         self.events.put(TokenEvent(node_id, delta))
 
 
+@dataclass
+class _Handle:
+    loop: asyncio.AbstractEventLoop | None = None
+    task: "asyncio.Task[Any] | None" = None
+
+    def cancel(self) -> None:
+        if self.loop is not None and self.task is not None:
+            self.loop.call_soon_threadsafe(self.task.cancel)
+
+
 def run_in_thread(
     workflow: CompiledWorkflow,
     values: dict[str, Any],
@@ -49,17 +66,37 @@ def run_in_thread(
     *,
     timeout_seconds: float | None,
     on_event: Callable[[Event], None],
+    on_tick: Callable[[], bool] = lambda: False,
+    checkpointer: Checkpointer | None = None,
+    thread_id: str | None = None,
 ) -> RunOutcome:
-    """Run the workflow on a worker thread, calling `on_event` here for each event, in order."""
+    """Run the workflow on a worker thread, calling `on_event` here for each event, in order.
+
+    `on_tick` runs here every TICK seconds without events (and between events); when it returns
+    True the run is cancelled and ends with status `cancelled`, keeping its partial state.
+    """
     events: queue.Queue[object] = queue.Queue()
     ctx.observer = _QueueObserver(events)
     result: dict[str, Any] = {}
+    handle = _Handle()
+
+    async def main() -> RunOutcome:
+        handle.loop, handle.task = asyncio.get_running_loop(), asyncio.current_task()
+        if checkpointer is None:
+            return await run_workflow(workflow, values, ctx, timeout_seconds=timeout_seconds)
+        async with checkpointer() as saver:
+            return await run_workflow(
+                workflow,
+                values,
+                ctx,
+                timeout_seconds=timeout_seconds,
+                checkpointer=saver,
+                thread_id=thread_id,
+            )
 
     def target() -> None:
         try:
-            result["outcome"] = asyncio.run(
-                run_workflow(workflow, values, ctx, timeout_seconds=timeout_seconds)
-            )
+            result["outcome"] = asyncio.run(main())
         except BaseException as exc:  # handed to the caller's thread below
             result["error"] = exc
         finally:
@@ -67,10 +104,31 @@ def run_in_thread(
 
     thread = threading.Thread(target=target, name="agentflow-run", daemon=True)
     thread.start()
-    while (event := events.get()) is not _DONE:
-        on_event(event)  # type: ignore[arg-type]
+    for event in _drain(events):
+        if event is None:
+            if on_tick():
+                handle.cancel()
+            continue
+        on_event(event)
     thread.join()
     if "error" in result:
         raise result["error"]
     outcome: RunOutcome = result["outcome"]
     return outcome
+
+
+def _drain(events: "queue.Queue[object]") -> Iterator[Event | None]:
+    """Each event in order, with a None at least every TICK seconds, until the run is done."""
+    next_tick = time.monotonic() + TICK
+    while True:
+        try:
+            event = events.get(timeout=max(0.0, next_tick - time.monotonic()))
+        except queue.Empty:
+            event = None
+        if event is _DONE:
+            return
+        if event is not None:
+            yield event  # type: ignore[misc]
+        if time.monotonic() >= next_tick:
+            next_tick = time.monotonic() + TICK
+            yield None

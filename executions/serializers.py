@@ -17,13 +17,6 @@ class ExecuteRequestSerializer(serializers.Serializer[dict[str, Any]]):
             raise serializers.ValidationError("Must be a WorkflowSpec (a JSON object).")
         return value
 
-    def validate_mode(self, value: str) -> str:
-        if value == "async":
-            raise serializers.ValidationError(
-                "Background runs are not available yet; use mode 'sync'."
-            )
-        return value
-
     def validate_timeout_seconds(self, value: float) -> float:
         ceiling = settings.AGENTFLOW_SYNC_TIMEOUT
         if value > ceiling:
@@ -39,7 +32,6 @@ class StoredExecuteRequestSerializer(serializers.Serializer[dict[str, Any]]):
     mode = serializers.ChoiceField(choices=["sync", "async"], default="sync")
     timeout_seconds = serializers.FloatField(required=False, min_value=0.001)
 
-    validate_mode = ExecuteRequestSerializer.validate_mode
     validate_timeout_seconds = ExecuteRequestSerializer.validate_timeout_seconds
 
 

@@ -2,17 +2,23 @@
 
 import asyncio
 import json
+import os
 import secrets
+import socket
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from agentflow_site.runtime_config import run_context
-from executions.models import Execution, NodeRun, Status
+from executions.checkpoints import checkpointer
+from executions.models import Execution, ExecutionEvent, NodeRun, Status
 from executions.runner import Event, TokenEvent, run_in_thread
 from runtime.compiler import compile_workflow
 from runtime.events import NodeFinished, NodeStarted
@@ -39,6 +45,8 @@ def execution_create(
     created_by: str = "",
     workflow: Workflow | None = None,
     workflow_version: int | None = None,
+    idempotency_key: str = "",
+    request_hash: str = "",
 ) -> Execution:
     assert validated.spec is not None
     spec = validated.spec.model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -53,6 +61,8 @@ def execution_create(
         initial_state=initial_state,
         timeout_seconds=timeout_seconds,
         created_by=created_by,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
     )
     audit_record(
         tenant=tenant,
@@ -79,31 +89,72 @@ def _image_store(execution: Execution) -> Any:
     return store
 
 
-def execution_run(*, execution_id: str, validated: ValidationResult) -> Execution:
+HEARTBEAT_EVERY = timedelta(seconds=2)
+
+
+def heartbeat_stale() -> timedelta:
+    """A running execution whose heartbeat is older than this has lost its worker."""
+    return timedelta(seconds=settings.AGENTFLOW_HEARTBEAT_STALE)
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _claim(execution_id: str, worker: str) -> bool:
+    """Take the run: a queued one, or a running one whose worker stopped beating (a redelivery
+    after a crash). The conditional update makes a second delivery do nothing."""
+    now = timezone.now()
+    taken = {"heartbeat_at": now, "worker": worker, "deliveries": F("deliveries") + 1}
+    queued = Execution.objects.filter(pk=execution_id, status=Status.QUEUED, cancel_requested=False)
+    if queued.update(status=Status.RUNNING, started_at=now, **taken):
+        return True
+    stale = Execution.objects.filter(
+        pk=execution_id, status=Status.RUNNING, heartbeat_at__lt=now - heartbeat_stale()
+    )
+    if stale.update(**taken):
+        # Attempts the dead worker left open never finished; the resumed run records its own.
+        NodeRun.objects.filter(execution_id=execution_id, status=Status.RUNNING).update(
+            status=Status.FAILED,
+            error={"code": "worker_lost", "message": "The worker running this node stopped."},
+        )
+        return True
+    return False
+
+
+def execution_run(
+    *, execution_id: str, validated: ValidationResult, durable: bool = False
+) -> Execution:
     """Run a queued execution to the end, recording each node attempt as it happens.
 
     A second call for the same execution does nothing: the run is claimed with a conditional
-    update, so only one caller (web process or worker) ever runs it.
+    update, so only one caller (web process or worker) ever runs it. `durable` checkpoints
+    every step, so a run taken over after a crash resumes where it was.
     """
-    claimed = Execution.objects.filter(pk=execution_id, status=Status.QUEUED).update(
-        status=Status.RUNNING, started_at=timezone.now()
-    )
+    worker = worker_name()
+    claimed = _claim(execution_id, worker)
     execution = Execution.objects.get(pk=execution_id)
     if not claimed:
         return execution
     workflow = compile_workflow(validated, state_keys=execution.initial_state.keys())
     Execution.objects.filter(pk=execution.pk).update(spec_digest=workflow.digest)
+    recorder = _Recorder(execution)
     try:
         outcome = run_in_thread(
             workflow,
             execution.initial_state,
             run_context(store_image=_image_store(execution)),
             timeout_seconds=execution.timeout_seconds,
-            on_event=lambda event: _record(execution, event),
+            on_event=recorder.record,
+            on_tick=recorder.tick,
+            checkpointer=checkpointer if durable else None,
+            thread_id=execution.id,
         )
     except Exception as exc:
+        recorder.flush()
         _finish(execution, Status.FAILED, None, {"code": "internal_error", "message": str(exc)}, 0)
         raise
+    recorder.flush()
     _finish(execution, outcome.status, outcome.final_state, outcome.error, outcome.execution_time)
     execution.refresh_from_db()
     return execution
@@ -117,33 +168,86 @@ def _finish(
     execution_time: float,
 ) -> None:
     state = final_state or {}
+    tokens, cost = int(state.get("tokens_used") or 0), float(state.get("cost") or 0)
     Execution.objects.filter(pk=execution.pk).update(
         status=status,
         final_state=final_state,
         error=error,
-        tokens_used=int(state.get("tokens_used") or 0),
-        cost=_money(float(state.get("cost") or 0)),
+        tokens_used=tokens,
+        cost=_money(cost),
         finished_at=timezone.now(),
         execution_time=execution_time,
     )
+    end = {
+        "status": status,
+        "error": error,
+        "tokens_used": tokens,
+        "cost": cost,
+        "execution_time": execution_time,
+    }
+    ExecutionEvent.objects.create(execution=execution, kind="end", data=end)
 
 
 def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-def _record(execution: Execution, event: Event) -> None:
-    if isinstance(event, NodeStarted):
+class _Recorder:
+    """Writes the trace and the event stream as a run goes, beats the heart, and tells the
+    runner when a cancel was asked for."""
+
+    def __init__(self, execution: Execution) -> None:
+        self.execution = execution
+        self.tokens: dict[str, list[str]] = {}
+        self.last_beat = timezone.now()
+
+    def record(self, event: Event) -> None:
+        if isinstance(event, TokenEvent):
+            self.tokens.setdefault(event.node_id, []).append(event.delta)
+            return
+        self.flush()
+        if isinstance(event, NodeStarted):
+            self._started(event)
+        elif isinstance(event, NodeFinished):
+            self._finished(event)
+
+    def tick(self) -> bool:
+        self.flush()
+        now = timezone.now()
+        if now - self.last_beat >= HEARTBEAT_EVERY:
+            self.last_beat = now
+            Execution.objects.filter(pk=self.execution.pk).update(heartbeat_at=now)
+        return Execution.objects.filter(pk=self.execution.pk, cancel_requested=True).exists()
+
+    def flush(self) -> None:
+        """Streamed deltas go out in batches (one event per node per tick), not one row each."""
+        for node_id, deltas in self.tokens.items():
+            ExecutionEvent.objects.create(
+                execution=self.execution,
+                kind="token",
+                data={"node_id": node_id, "delta": "".join(deltas)},
+            )
+        self.tokens.clear()
+
+    def _started(self, event: NodeStarted) -> None:
         NodeRun.objects.create(
-            execution=execution,
+            execution=self.execution,
             node_id=event.node_id,
             node_type=event.node_type,
             attempt=event.attempt,
             started_at=event.started_at,
         )
-    elif isinstance(event, NodeFinished):
+        data = {
+            "node_id": event.node_id,
+            "node_type": event.node_type,
+            "attempt": event.attempt,
+            "started_at": event.started_at.isoformat(),
+        }
+        ExecutionEvent.objects.create(execution=self.execution, kind="node_started", data=data)
+
+    def _finished(self, event: NodeFinished) -> None:
         NodeRun.objects.filter(
-            execution=execution,
+            execution=self.execution,
             node_id=event.node_id,
             attempt=event.attempt,
             status=Status.RUNNING,
@@ -156,5 +260,46 @@ def _record(execution: Execution, event: Event) -> None:
             error=event.error,
             details=_jsonable(event.details),
         )
-    elif isinstance(event, TokenEvent):
-        pass  # streamed deltas reach clients through the events endpoint (background runs)
+        data = {
+            "node_id": event.node_id,
+            "status": event.status,
+            "attempt": event.attempt,
+            "duration": event.duration,
+            "tokens": event.tokens,
+            "cost": event.cost,
+            "error": event.error,
+        }
+        ExecutionEvent.objects.create(execution=self.execution, kind="node_finished", data=data)
+
+
+class ExecutionFinished(Exception):
+    """A cancel of an execution that has already ended."""
+
+
+def execution_cancel(*, execution: Execution, actor: str) -> Execution:
+    """Cancel a queued run at once; ask a running one to stop (its worker stops it within half
+    a second, keeping its partial state).
+
+    Raises:
+        ExecutionFinished: the run had already ended.
+    """
+    now = timezone.now()
+    error = {"code": "cancelled", "message": f"Cancelled by {actor}.", "node_id": None}
+    queued = Execution.objects.filter(pk=execution.pk, status=Status.QUEUED)
+    if queued.update(status=Status.CANCELLED, cancel_requested=True, finished_at=now, error=error):
+        ExecutionEvent.objects.create(
+            execution=execution, kind="end", data={"status": Status.CANCELLED, "error": error}
+        )
+    elif not Execution.objects.filter(pk=execution.pk, status=Status.RUNNING).update(
+        cancel_requested=True
+    ):
+        raise ExecutionFinished(f"Execution {execution.id} has already ended.")
+    audit_record(
+        tenant=execution.tenant,
+        actor=actor,
+        action="execution.cancel",
+        target_type="execution",
+        target_id=execution.id,
+    )
+    execution.refresh_from_db()
+    return execution

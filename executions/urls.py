@@ -2,7 +2,9 @@ from django.urls import path, re_path
 
 from executions.api import (
     FILE_NAME,
+    ExecutionCancelApi,
     ExecutionDetailApi,
+    ExecutionEventsApi,
     ExecutionFileApi,
     ExecutionListApi,
     StoredWorkflowExecuteApi,
@@ -24,6 +26,16 @@ urlpatterns = [
     ),
     path("executions", ExecutionListApi.as_view(), name="executions"),
     path("executions/<exec:execution_id>", ExecutionDetailApi.as_view(), name="execution-detail"),
+    path(
+        "executions/<exec:execution_id>/cancel",
+        ExecutionCancelApi.as_view(),
+        name="execution-cancel",
+    ),
+    path(
+        "executions/<exec:execution_id>/events",
+        ExecutionEventsApi.as_view(),
+        name="execution-events",
+    ),
     re_path(
         rf"^executions/(?P<execution_id>exec_[0-9a-f]+)/files/(?P<name>{FILE_NAME})$",
         ExecutionFileApi.as_view(),

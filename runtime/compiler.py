@@ -5,6 +5,9 @@
   actually taken has finished, also when branches differ in length.
 - An edge with `loop.max_iterations` goes through a gate that counts its traversals; one pass
   more fails the run with `loop_limit`.
+- An edge with a queue goes through a gate that takes one message and one request from the
+  queue's buckets (waiting for a slot, or failing the target with `rate_limited`); an LLM node
+  behind a queue also reserves its tokens there (`runtime.ratelimit`).
 - Compiled graphs are cached in the process by the spec's hash (they do not pickle).
 """
 
@@ -21,11 +24,14 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 
 from runtime.context import RunContext
-from runtime.errors import LoopLimitExceeded, SpecValidationError
+from runtime.errors import LoopLimitExceeded, RateLimited, SpecValidationError
+from runtime.events import NodeFinished, NodeStarted
 from runtime.execute import execute_node
 from runtime.node_metadata import NodeMetadata
 from runtime.nodes import NODE_TYPES, Node
 from runtime.nodes.aggregator import _Aggregator
+from runtime.nodes.llm import LLMNode
+from runtime.ratelimit import QueueLimits, take
 from runtime.spec import END as SPEC_END
 from runtime.spec import Edge, SourceSpec, WorkflowSpec
 from runtime.state import LOOPS_KEY, state_schema
@@ -114,6 +120,10 @@ def _compile(
     for node in nodes.values():
         if isinstance(node, _Aggregator):
             node.node_types = types
+    queues = _queues(spec)
+    for (_, to), queue in queues.items():
+        if isinstance(nodes.get(to), LLMNode):
+            cast(LLMNode, nodes[to]).queue = queue
     output_keys = {k for n in nodes.values() if (k := n.meta.output_key)}
     graph: StateGraph[Any, RunContext, Any, Any] = StateGraph(
         state_schema(output_keys | state_keys), context_schema=RunContext
@@ -123,7 +133,7 @@ def _compile(
         runner: Any = _NodeCallable(node, types[node_id])
         graph.add_node(node_id, runner, defer=node_id in fan_in)
     graph.add_edge(START, spec.start_node)
-    _add_edges(graph, spec)
+    _add_edges(graph, spec, queues, types)
     limits = spec.limits
     return CompiledWorkflow(
         graph=graph.compile(),
@@ -188,10 +198,62 @@ def _loop_gate(index: int, edge: Edge) -> Callable[..., Any]:
     return gate
 
 
-def _add_edges(graph: StateGraph[Any, Any, Any, Any], spec: WorkflowSpec) -> None:
+def _queues(spec: WorkflowSpec) -> dict[tuple[str, str], QueueLimits]:
+    return {(q.from_, q.to): QueueLimits.from_queue(q) for q in spec.queues}
+
+
+class _QueueGate:
+    """Crossing a queued edge: one message and one request from the queue's buckets."""
+
+    def __init__(self, queue: QueueLimits, target: str, target_type: str) -> None:
+        self.queue, self.target, self.target_type = queue, target, target_type
+        self.demand = [(lim, 1.0) for lim in queue.limits if lim.name in ("messages", "requests")]
+        self.__name__ = f"queue_{queue.queue_id}"
+
+    async def __call__(self, state: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str, Any]:
+        ctx = runtime.context
+        try:
+            waited = await take(
+                ctx.limiter,
+                ctx.sleep,
+                key=self.queue.key(ctx.tenant),
+                queue_id=self.queue.queue_id,
+                demand=self.demand,
+                max_wait=ctx.max_rate_wait,
+                node_id=self.target,
+            )
+        except RateLimited as error:
+            await self._report(ctx, error)
+            raise
+        ctx.rate_waits[self.target] = ctx.rate_waits.get(self.target, 0.0) + waited
+        return {}
+
+    async def _report(self, ctx: RunContext, error: RateLimited) -> None:
+        """The target fails without running: its trace says so, like any failed attempt."""
+        started_at = ctx.now()
+        await ctx.observer.node_started(NodeStarted(self.target, self.target_type, 1, started_at))
+        failure = {"code": error.code, "message": error.message}
+        await ctx.observer.node_finished(
+            NodeFinished(self.target, self.target_type, 1, started_at, 0.0, "failed", error=failure)
+        )
+
+
+def _add_edges(
+    graph: StateGraph[Any, Any, Any, Any],
+    spec: WorkflowSpec,
+    queues: Mapping[tuple[str, str], QueueLimits],
+    types: Mapping[str, str],
+) -> None:
     outgoing: defaultdict[str, list[tuple[str | None, str]]] = defaultdict(list)
     for index, edge in enumerate(spec.edges):
         target = _target(edge)
+        queue = queues.get((edge.from_, edge.to))
+        if queue is not None and any(lim.name != "tokens" for lim in queue.limits):
+            gate = f"_queue_{index}"
+            runner: Any = _QueueGate(queue, edge.to, types.get(edge.to, ""))
+            graph.add_node(gate, runner)
+            graph.add_edge(gate, target)
+            target = gate
         if edge.loop is not None:
             gate = f"_loop_{index}"
             graph.add_node(gate, _loop_gate(index, edge))

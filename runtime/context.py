@@ -19,6 +19,7 @@ from runtime.errors import NodeError
 from runtime.events import NullObserver, RunObserver
 from runtime.pricing import DEFAULT_PRICE_TABLE, PriceTable
 from runtime.providers.base import EnvLookup
+from runtime.ratelimit import Limiter, default_limiter
 from runtime.source_configs import SOURCE_CONFIGS
 from runtime.spec import SourceSpec
 
@@ -65,9 +66,17 @@ class RunContext:
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     clock: Callable[[], float] = time.monotonic
     now: Callable[[], datetime] = _utcnow
+    tenant: str = ""
+    """Whose queues' buckets this run takes from (`agentflow:rl:<tenant>:<queue id>:…`)."""
+    limiter: Limiter = field(default_factory=default_limiter)
+    """The queues' token buckets: Redis when REDIS_URL is set, else this process's memory."""
+    max_rate_wait: float = 30.0
+    """The longest a node waits for a queue's bucket before failing with `rate_limited`."""
     initial: Mapping[str, Any] = field(default_factory=dict)
     """The caller's initial state, as given (set by the runner; the input node checks it)."""
     steps: int = 0
+    rate_waits: dict[str, float] = field(default_factory=dict, repr=False)
+    """Seconds each node's queue gate waited before it ran; the node's trace takes them."""
     _adapters: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def count_step(self, node_id: str) -> None:
@@ -86,6 +95,7 @@ class RunContext:
             if close is not None:
                 await close()
         self._adapters.clear()
+        await self.limiter.aclose()
         pools = sys.modules.get("runtime.databases.pgpool")
         if pools is not None:
             await pools.close_pools()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import Any
 
 from runtime.context import RunContext
@@ -46,6 +47,7 @@ async def _attempt(
     node: Node, node_type: str, state: State, ctx: RunContext, attempt: int
 ) -> NodeOutput:
     started_at, start = ctx.now(), ctx.clock()
+    gate_wait = ctx.rate_waits.pop(node.node_id, None)
     await ctx.observer.node_started(NodeStarted(node.node_id, node_type, attempt, started_at))
     limit = node.meta.timeout_seconds
     try:
@@ -62,6 +64,7 @@ async def _attempt(
                 ctx.clock() - start,
                 "failed",
                 error={"code": error.code, "message": error.message},
+                details=_rate_wait({}, gate_wait),
             )
         )
         raise error from exc
@@ -76,10 +79,19 @@ async def _attempt(
             output=output.result,
             tokens=output.tokens,
             cost=output.cost,
-            details=dict(output.details),
+            details=_rate_wait(output.details, gate_wait),
         )
     )
     return output
+
+
+def _rate_wait(details: Mapping[str, Any], gate_wait: float | None) -> dict[str, Any]:
+    """The node's trace details; `rate_wait_seconds` adds its queue gate's wait to its own."""
+    waits = [w for w in (gate_wait, details.get("rate_wait_seconds")) if w is not None]
+    merged = dict(details)
+    if waits:
+        merged["rate_wait_seconds"] = round(sum(waits), 6)
+    return merged
 
 
 def _as_node_error(node: Node, exc: Exception, *, expired: bool, limit: float | None) -> NodeError:

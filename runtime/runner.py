@@ -15,7 +15,7 @@ from runtime.errors import NodeError
 from runtime.providers.preload import preload
 from runtime.state import final_state, initial_state
 
-SUCCEEDED, FAILED, TIMED_OUT = "succeeded", "failed", "timed_out"
+SUCCEEDED, FAILED, TIMED_OUT, CANCELLED = "succeeded", "failed", "timed_out", "cancelled"
 
 
 @dataclass(frozen=True)
@@ -41,52 +41,73 @@ def _limit(workflow: CompiledWorkflow, asked: float | None) -> float | None:
     return min(bounds) if bounds else None
 
 
+def _error(code: str, message: str, node_id: str | None = None) -> dict[str, Any]:
+    return {"code": code, "message": message, "node_id": node_id}
+
+
+async def _start(
+    workflow: CompiledWorkflow, state: dict[str, Any], checkpointer: Any, thread_id: str | None
+) -> tuple[Any, Any, dict[str, Any] | None, dict[str, Any]]:
+    """The graph, config and input for this run; a checkpointed run that already began resumes
+    (input None) from its last checkpoint, with the state it had reached."""
+    config: Any = {"recursion_limit": workflow.recursion_limit}
+    if checkpointer is None:
+        return workflow.graph, config, state, state
+    graph = workflow.graph.copy(update={"checkpointer": checkpointer})
+    config["configurable"] = {"thread_id": thread_id}
+    saved = await checkpointer.aget_tuple(config)
+    if saved is None:
+        return graph, config, state, state
+    reached = (await graph.aget_state(config)).values
+    return graph, config, None, dict(reached) or state
+
+
 async def run_workflow(
     workflow: CompiledWorkflow,
     values: Mapping[str, Any],
     ctx: RunContext,
     *,
     timeout_seconds: float | None = None,
+    checkpointer: Any = None,
+    thread_id: str | None = None,
 ) -> RunOutcome:
     """Run from `values` (the initial state) to the end, within the spec's and the caller's
-    timeouts. Never raises for a failing run: the outcome says what happened."""
+    timeouts. Never raises for a failing run: the outcome says what happened.
+
+    Args:
+        checkpointer: a LangGraph checkpoint saver; with it, every superstep is saved under
+            `thread_id`, and a run whose thread already has a checkpoint resumes from it (a node
+            whose result was saved is not run again).
+    """
     ctx.max_steps = workflow.max_steps
     ctx.initial = dict(values)
-    state: dict[str, Any] = initial_state(values)
     limit = _limit(workflow, timeout_seconds)
     status, error = SUCCEEDED, None
-    config: Any = {"recursion_limit": workflow.recursion_limit}
     await asyncio.to_thread(preload, workflow.source_kinds)
+    graph, config, inputs, state = await _start(
+        workflow, initial_state(values), checkpointer, thread_id
+    )
     start = ctx.clock()
     try:
         async with asyncio.timeout(limit):
-            async for snapshot in workflow.graph.astream(
-                state, config=config, context=ctx, stream_mode="values"
+            async for snapshot in graph.astream(
+                inputs, config=config, context=ctx, stream_mode="values"
             ):
                 state = snapshot
     except TimeoutError:
         status = TIMED_OUT
-        error = {
-            "code": "timeout",
-            "message": f"The run took longer than its {limit:g} s limit and was stopped.",
-            "node_id": None,
-        }
+        error = _error(
+            "timeout", f"The run took longer than its {limit:g} s limit and was stopped."
+        )
+    except asyncio.CancelledError:
+        status = CANCELLED
+        error = _error("cancelled", "The run was cancelled.")
     except NodeError as exc:
-        status, error = FAILED, {"code": exc.code, "message": exc.message, "node_id": exc.node_id}
+        status, error = FAILED, _error(exc.code, exc.message, exc.node_id)
     except GraphRecursionError:
-        status = FAILED
-        error = {
-            "code": "max_steps",
-            "message": "The run exceeded limits.max_steps.",
-            "node_id": None,
-        }
+        status, error = FAILED, _error("max_steps", "The run exceeded limits.max_steps.")
     except Exception as exc:  # a failure outside any node (a LangGraph error): still an outcome
-        status = FAILED
-        error = {
-            "code": "internal_error",
-            "message": f"{type(exc).__name__}: {exc}",
-            "node_id": None,
-        }
+        status, error = FAILED, _error("internal_error", f"{type(exc).__name__}: {exc}")
     finally:
         await ctx.aclose()  # pools and clients belong to this event loop
     return RunOutcome(status, final_state(state), error, round(ctx.clock() - start, 6))

@@ -19,7 +19,14 @@ from sources.serializers import (
     SourceVersionSerializer,
     SourceWriteSerializer,
 )
-from sources.services import SourceInUse, SourceInvalid, source_create, source_delete, source_update
+from sources.services import (
+    SourceInUse,
+    SourceInvalid,
+    source_create,
+    source_delete,
+    source_problems,
+    source_update,
+)
 from tenants.models import Tenant
 
 
@@ -115,4 +122,8 @@ class SourceTestApi(APIView):
     @extend_schema(request=None, responses=SourceTestSerializer, operation_id="sources_test")
     def post(self, request: Request, source_id: str) -> Response:
         source = source_of(principal_of(request).tenant, source_id)
+        problems = source_problems(source)
+        if problems:  # e.g. a variable no longer granted: never read it, never send it
+            checks = [{"name": "config", "ok": False, "detail": p.message} for p in problems]
+            return Response({"ok": False, "checks": checks, "warnings": []})
         return Response(source_test(source))

@@ -31,6 +31,14 @@ def _check(tenant: Tenant, source_id: str, kind: Any, config: Any) -> None:
         raise SourceInvalid(errors)
 
 
+def source_problems(source: Source) -> list[SpecError]:
+    """What is wrong with a stored source under the tenant's grants as they are now (an
+    operator may have withdrawn a variable since the source was saved)."""
+    options = ValidationOptions(env_allowed=tenant_env_allowed(source.tenant))
+    spec = {"id": source.name, "kind": source.kind, "config": source.config}
+    return validate_source(spec, options)
+
+
 def _name_taken(tenant: Tenant, name: str, but: str | None = None) -> bool:
     others = Source.objects.for_tenant(tenant).alive().filter(name=name)
     return others.exclude(pk=but).exists() if but else others.exists()

@@ -56,8 +56,18 @@ class WorkflowAdmin(admin.ModelAdmin):
     search_fields = ("id", "name")
     list_select_related = ("tenant",)
     inlines = (VersionInline,)
-    readonly_fields = ("id", "name", "version", "node_count", "status", "created_by",
-                       "updated_by", "created_at", "updated_at", "deleted_at")  # fmt: off
+    readonly_fields = (
+        "id",
+        "name",
+        "version",
+        "node_count",
+        "status",
+        "created_by",
+        "updated_by",
+        "created_at",
+        "updated_at",
+        "deleted_at",
+    )
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         return (*self.readonly_fields, "tenant") if obj else self.readonly_fields

@@ -79,6 +79,17 @@ def invalid(exc: WorkflowInvalid, request: Request) -> InvalidSpec:
     return InvalidSpec(positioned(exc.result, request.body, "/spec")["errors"])
 
 
+def spec_body(request: Request, serializer: type[WorkflowWriteSerializer]) -> dict[str, Any]:
+    """The checked `{"spec": …}` body; one too big to read is the validator's spec_too_large."""
+    try:
+        data = request.data
+    except RequestDataTooBig as exc:
+        raise InvalidSpec(_too_large(settings.AGENTFLOW_MAX_SPEC_BYTES)["errors"]) from exc
+    body = serializer(data=data)
+    body.is_valid(raise_exception=True)
+    return dict(body.validated_data)
+
+
 def workflow_of(tenant: Tenant, workflow_id: str) -> Workflow:
     return get_object_or_404(Workflow.objects.for_tenant(tenant).alive(), pk=workflow_id)
 
@@ -145,12 +156,11 @@ class WorkflowListCreateApi(ListAPIView[Workflow]):
 
     @extend_schema(request=WorkflowWriteSerializer, responses={201: WorkflowDetailSerializer})
     def post(self, request: Request) -> Response:
-        body = WorkflowWriteSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
+        body = spec_body(request, WorkflowWriteSerializer)
         principal = principal_of(request)
         try:
             workflow = workflow_create(
-                tenant=principal.tenant, spec=body.validated_data["spec"], actor=principal.actor
+                tenant=principal.tenant, spec=body["spec"], actor=principal.actor
             )
         except WorkflowInvalid as exc:
             raise invalid(exc, request) from exc
@@ -172,18 +182,14 @@ class WorkflowDetailApi(APIView):
     @extend_schema(request=WorkflowWriteSerializer, responses=WorkflowDetailSerializer)
     def put(self, request: Request, workflow_id: str) -> Response:
         workflow_of(principal_of(request).tenant, workflow_id)  # an unknown id is a 404 first
-        body = WorkflowWriteSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        return self._save(request, workflow_id, lambda _old: body.validated_data["spec"])
+        body = spec_body(request, WorkflowWriteSerializer)
+        return self._save(request, workflow_id, lambda _old: body["spec"])
 
     @extend_schema(request=WorkflowPatchSerializer, responses=WorkflowDetailSerializer)
     def patch(self, request: Request, workflow_id: str) -> Response:
         workflow_of(principal_of(request).tenant, workflow_id)  # an unknown id is a 404 first
-        body = WorkflowPatchSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        return self._save(
-            request, workflow_id, lambda old: merge_patch(old, body.validated_data["spec"])
-        )
+        body = spec_body(request, WorkflowPatchSerializer)
+        return self._save(request, workflow_id, lambda old: merge_patch(old, body["spec"]))
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, workflow_id: str) -> Response:

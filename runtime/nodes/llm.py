@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from runtime.context import RunContext
@@ -8,8 +9,12 @@ from runtime.errors import NodeError
 from runtime.node_metadata import LLMMetadata
 from runtime.nodes.base import Node, NodeOutput, State
 from runtime.providers.base import ChatMessage, ChatRequest, ChatResult
+from runtime.ratelimit import QueueLimits, take
 
 SAMPLING = ("temperature", "max_tokens", "top_p", "frequency_penalty", "presence_penalty")
+DEFAULT_COMPLETION_TOKENS = 1_000
+"""Tokens reserved for the answer when the node sets no `max_tokens`."""
+CHARS_PER_TOKEN = 4
 
 
 class InvalidResponse(NodeError):
@@ -28,6 +33,8 @@ class LLMNode(Node):
     kind = "llm"
     result_key = "text_result"
     meta: LLMMetadata
+    queue: QueueLimits | None = None
+    """The queue on the edge into this node (set at compile time): its tokens are reserved."""
 
     async def run(self, state: State, ctx: RunContext) -> NodeOutput:
         messages = []
@@ -41,19 +48,54 @@ class LLMNode(Node):
             **{name: getattr(self.meta, name) for name in SAMPLING},
         )
 
+        reserved, waited = await self._reserve(request, ctx)
+        used = 0  # a call that failed used nothing: the whole reservation goes back
+        try:
+            answer = await self._chat(request, ctx)
+            used = answer.usage.total_tokens
+        finally:
+            await self._settle(ctx, used - reserved)
+        tokens, cost = chat_cost(answer, ctx)
+        details: dict[str, Any] = {"model": answer.model, "finish_reason": answer.finish_reason}
+        if self.queue is not None:
+            details |= {"rate_wait_seconds": waited, "tokens_reserved": reserved}
+        return NodeOutput(
+            result=self._result(answer.text), tokens=tokens, cost=cost, details=details
+        )
+
+    async def _chat(self, request: ChatRequest, ctx: RunContext) -> ChatResult:
         async def on_token(delta: str) -> None:
             await ctx.observer.node_token(self.node_id, delta)
 
         answer: ChatResult = await self.adapter(ctx).chat(
             request, on_token=on_token if self.meta.stream else None
         )
-        tokens, cost = chat_cost(answer, ctx)
-        return NodeOutput(
-            result=self._result(answer.text),
-            tokens=tokens,
-            cost=cost,
-            details={"model": answer.model, "finish_reason": answer.finish_reason},
+        return answer
+
+    async def _reserve(self, request: ChatRequest, ctx: RunContext) -> tuple[int, float]:
+        """Take the call's likely tokens from the queue before it: prompt + max answer."""
+        limit = self.queue.get("tokens") if self.queue else None
+        if self.queue is None or limit is None:
+            return 0, 0.0
+        chars = sum(len(message.content) for message in request.messages)
+        expected = (self.meta.max_tokens or DEFAULT_COMPLETION_TOKENS) + math.ceil(
+            chars / CHARS_PER_TOKEN
         )
+        waited = await take(
+            ctx.limiter,
+            ctx.sleep,
+            key=self.queue.key(ctx.tenant),
+            queue_id=self.queue.queue_id,
+            demand=[(limit, float(expected))],
+            max_wait=ctx.max_rate_wait,
+            node_id=self.node_id,
+        )
+        return expected, waited
+
+    async def _settle(self, ctx: RunContext, difference: int) -> None:
+        limit = self.queue.get("tokens") if self.queue else None
+        if self.queue is not None and limit is not None and difference:
+            await ctx.limiter.adjust(self.queue.key(ctx.tenant), [(limit, float(difference))])
 
     def _result(self, text: str) -> Any:
         if self.meta.response_format != "json":

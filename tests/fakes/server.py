@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import select
+import socket
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -94,6 +96,8 @@ class FakeServer:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self.requests: list[RecordedRequest] = []
+        self.answered: list[RecordedRequest] = []
+        """Requests whose answer reached a client still there (not one killed mid-call)."""
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _request_handler(self))
         self._httpd.daemon_threads = True
         self._httpd.block_on_close = False
@@ -165,12 +169,22 @@ def _request_handler(server: FakeServer) -> type[BaseHTTPRequestHandler]:
             pass  # keep test output clean
 
         def _answer(self) -> None:
-            reply = server._handle(self._recorded())
-            if reply is None:
+            request = self._recorded()
+            reply = server._handle(request)
+            if reply is None or self._peer_gone():
                 return
             # The client may have given up (a timeout test): then there is no one to answer.
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                 self._write(reply)
+                with server._lock:
+                    server.answered.append(request)
+
+        def _peer_gone(self) -> bool:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            try:
+                return bool(readable) and self.connection.recv(1, socket.MSG_PEEK) == b""
+            except OSError:
+                return True
 
         def _recorded(self) -> RecordedRequest:
             parts = urlsplit(self.path)

@@ -37,9 +37,14 @@ def theirs(other_tenant: Tenant, other_admin_key: IssuedKey) -> dict[str, str]:
     other_tenant.allowed_env = ["THEIR_KEY"]
     other_tenant.save()
     workflow = workflow_create(tenant=other_tenant, spec=SPEC, actor="key:theirs")
-    source = source_create(tenant=other_tenant, name="their-gpt", kind="openai",
-                           config={"model_name": "m", "api_key_env": "THEIR_KEY"},
-                           description="", actor="key:theirs")  # fmt: off
+    source = source_create(
+        tenant=other_tenant,
+        name="their-gpt",
+        kind="openai",
+        config={"model_name": "m", "api_key_env": "THEIR_KEY"},
+        description="",
+        actor="key:theirs",
+    )
     execution = Execution.objects.create(
         tenant=other_tenant, workflow=workflow, spec=SPEC, spec_digest="", workflow_name="theirs"
     )
@@ -113,8 +118,13 @@ def test_no_list_shows_another_tenants_objects(api, admin_key, theirs) -> None:
         if method != "get" or "{" in path:
             continue
         body = mine.get(path).content.decode()
-        for value in (theirs["workflow_id"], theirs["source_id"], theirs["execution_id"],
-                      theirs["prefix"], "their-gpt"):  # fmt: off
+        for value in (
+            theirs["workflow_id"],
+            theirs["source_id"],
+            theirs["execution_id"],
+            theirs["prefix"],
+            "their-gpt",
+        ):
             assert value not in body, (path, value)
 
 

@@ -28,14 +28,17 @@ def test_saving_in_the_admin_validates_and_keeps_a_version(admin_client, tenant)
     workflow = workflow_create(tenant=tenant, spec=SPEC, actor="key:abc")
     url = f"/admin/workflows/workflow/{workflow.id}/change/"
     broken = {**SPEC, "start_node": "nope"}
-    page = admin_client.post(url, {"spec": json.dumps(broken), "versions-TOTAL_FORMS": "0",
-                                   "versions-INITIAL_FORMS": "0"})  # fmt: off
+    page = admin_client.post(
+        url,
+        {"spec": json.dumps(broken), "versions-TOTAL_FORMS": "0", "versions-INITIAL_FORMS": "0"},
+    )
     assert page.status_code == 200
     assert "missing_node" in page.content.decode()
     assert Workflow.objects.get(pk=workflow.pk).version == 1
     fixed = {**SPEC, "description": "now documented"}
-    admin_client.post(url, {"spec": json.dumps(fixed), "versions-TOTAL_FORMS": "0",
-                            "versions-INITIAL_FORMS": "0"})  # fmt: off
+    admin_client.post(
+        url, {"spec": json.dumps(fixed), "versions-TOTAL_FORMS": "0", "versions-INITIAL_FORMS": "0"}
+    )
     saved = Workflow.objects.get(pk=workflow.pk)
     assert saved.version == 2
     assert saved.description == "now documented"

@@ -1,0 +1,65 @@
+"""Where LangGraph keeps each background run's checkpoints: the same PostgreSQL database as
+everything else, or a SQLite file beside the SQLite database.
+
+A checkpoint is written after every superstep (and each finished node's writes within one), so a
+worker that dies loses nothing: the next worker resumes the run from there.
+"""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import connections
+from psycopg.conninfo import make_conninfo
+
+
+def _vendor() -> str:
+    return str(connections["default"].vendor)
+
+
+def postgres_conninfo(settings_dict: dict[str, Any]) -> str:
+    params = {
+        "dbname": settings_dict["NAME"],
+        "user": settings_dict.get("USER") or None,
+        "password": settings_dict.get("PASSWORD") or None,
+        "host": settings_dict.get("HOST") or None,
+        "port": str(settings_dict["PORT"]) if settings_dict.get("PORT") else None,
+    }
+    return make_conninfo(**{k: v for k, v in params.items() if v})
+
+
+def sqlite_path() -> Path:
+    return Path(settings.DATA_DIR) / "checkpoints.sqlite3"
+
+
+@asynccontextmanager
+async def checkpointer() -> AsyncIterator[Any]:
+    """An async checkpoint saver for one run's event loop."""
+    if _vendor() == "postgresql":
+        from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+
+        info = postgres_conninfo(connections["default"].settings_dict)
+        async with AsyncPostgresSaver.from_conn_string(info) as saver:
+            yield saver
+    else:
+        from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+        async with AsyncSqliteSaver.from_conn_string(str(sqlite_path())) as saver:
+            yield saver
+
+
+def setup_tables(settings_dict: dict[str, Any], vendor: str) -> None:
+    """Create the checkpointer's tables (run by a migration)."""
+    if vendor == "postgresql":
+        from langgraph.checkpoint.postgres import PostgresSaver
+
+        with PostgresSaver.from_conn_string(postgres_conninfo(settings_dict)) as saver:
+            saver.setup()
+    else:
+        from langgraph.checkpoint.sqlite import SqliteSaver
+
+        sqlite_path().parent.mkdir(parents=True, exist_ok=True)
+        with SqliteSaver.from_conn_string(str(sqlite_path())) as saver:
+            saver.setup()
