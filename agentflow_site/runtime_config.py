@@ -4,14 +4,19 @@ from django.conf import settings
 from django.utils.module_loading import import_string
 
 from runtime.aggregations import AGGREGATIONS
+from runtime.budget import Budget
 from runtime.context import ImageStore, RunContext
 from runtime.databases import database_factories
 from runtime.pricing import DEFAULT_PRICES, PriceTable
 from runtime.providers import PROVIDERS
+from runtime.ratelimit import MEMORY, RedisLimiter
 
 
-def run_context(*, store_image: ImageStore | None = None) -> RunContext:
-    """A fresh RunContext: providers and databases, prices, aggregation functions, base URLs."""
+def run_context(
+    *, store_image: ImageStore | None = None, tenant: str = "", budget: Budget | None = None
+) -> RunContext:
+    """A fresh RunContext: providers and databases, prices, aggregation functions, base URLs,
+    the tenant's rate-limit buckets (Redis when configured) and what its budget leaves."""
     extra = {name: import_string(path) for name, path in settings.AGENTFLOW_AGGREGATIONS.items()}
     return RunContext(
         providers={**PROVIDERS, **database_factories(settings.AGENTFLOW_SQLITE_ROOT)},
@@ -19,4 +24,8 @@ def run_context(*, store_image: ImageStore | None = None) -> RunContext:
         prices=PriceTable({**DEFAULT_PRICES, **settings.AGENTFLOW_PRICES}),
         aggregations={**AGGREGATIONS, **extra},
         store_image=store_image,
+        tenant=tenant,
+        limiter=RedisLimiter(settings.REDIS_URL) if settings.REDIS_URL else MEMORY,
+        max_rate_wait=settings.AGENTFLOW_MAX_RATE_WAIT,
+        budget=budget or Budget(),
     )

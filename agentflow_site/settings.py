@@ -249,6 +249,8 @@ AGENTFLOW_PROVIDER_BASE_URLS = env.json("AGENTFLOW_PROVIDER_BASE_URLS", default=
 AGENTFLOW_SQLITE_ROOT = Path(env.str("AGENTFLOW_SQLITE_ROOT", default=str(DATA_DIR / "sqlite")))
 # A running execution whose worker has not beaten its heart for this long is taken over (s).
 AGENTFLOW_HEARTBEAT_STALE = env.float("AGENTFLOW_HEARTBEAT_STALE", default=20.0)
+# Longest a run waits for a queue's rate limit before its node fails with rate_limited (s).
+AGENTFLOW_MAX_RATE_WAIT = env.float("AGENTFLOW_MAX_RATE_WAIT", default=30.0)
 # Longest a synchronous execute may run, whatever the spec or request asks (seconds).
 AGENTFLOW_SYNC_TIMEOUT = env.float("AGENTFLOW_SYNC_TIMEOUT", default=300.0)
 

@@ -11,7 +11,7 @@ from django.db.models import QuerySet
 from django.http import FileResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django_filters.rest_framework import DjangoFilterBackend
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiTypes, extend_schema
 from rest_framework import exceptions, status
 from rest_framework.generics import ListAPIView
 from rest_framework.request import Request
@@ -24,6 +24,7 @@ from agentflow_site.pagination import NewestFirstCursorPagination
 from executions.events import event_stream
 from executions.filters import ExecutionFilter
 from executions.models import FINISHED, Execution, Status
+from executions.selectors import usage_report
 from executions.serializers import (
     ExecuteRequestSerializer,
     ExecuteResponseSerializer,
@@ -275,3 +276,19 @@ class ExecutionEventsApi(APIView):
         response["Cache-Control"] = "no-cache"
         response["X-Accel-Buffering"] = "no"  # a proxy in front must not buffer the stream
         return response
+
+
+class UsageApi(APIView):
+    """Tokens and cost used today and on each of the last `days` days (UTC), and what the
+    daily budget leaves."""
+
+    @extend_schema(
+        parameters=[OpenApiParameter("days", int, description="days back, 1-90 (default 7)")],
+        responses=OpenApiTypes.OBJECT,
+        operation_id="usage",
+    )
+    def get(self, request: Request) -> Response:
+        raw = request.query_params.get("days", "7")
+        if not raw.isdigit() or not 1 <= int(raw) <= 90:
+            raise exceptions.ValidationError({"days": ["A whole number from 1 to 90."]})
+        return Response(usage_report(principal_of(request).tenant, int(raw)))

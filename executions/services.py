@@ -20,6 +20,7 @@ from agentflow_site.runtime_config import run_context
 from executions.checkpoints import checkpointer
 from executions.models import Execution, ExecutionEvent, NodeRun, Status
 from executions.runner import Event, TokenEvent, run_in_thread
+from executions.selectors import budget_left
 from runtime.compiler import compile_workflow
 from runtime.events import NodeFinished, NodeStarted
 from runtime.validation import ValidationResult
@@ -143,7 +144,11 @@ def execution_run(
         outcome = run_in_thread(
             workflow,
             execution.initial_state,
-            run_context(store_image=_image_store(execution)),
+            run_context(
+                store_image=_image_store(execution),
+                tenant=f"t{execution.tenant_id}",
+                budget=budget_left(execution.tenant),
+            ),
             timeout_seconds=execution.timeout_seconds,
             on_event=recorder.record,
             on_tick=recorder.tick,

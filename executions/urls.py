@@ -8,6 +8,7 @@ from executions.api import (
     ExecutionFileApi,
     ExecutionListApi,
     StoredWorkflowExecuteApi,
+    UsageApi,
     WorkflowExecuteApi,
     WorkflowExecutionsApi,
 )
@@ -25,6 +26,7 @@ urlpatterns = [
         name="workflow-executions",
     ),
     path("executions", ExecutionListApi.as_view(), name="executions"),
+    path("usage", UsageApi.as_view(), name="usage"),
     path("executions/<exec:execution_id>", ExecutionDetailApi.as_view(), name="execution-detail"),
     path(
         "executions/<exec:execution_id>/cancel",

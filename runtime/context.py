@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from runtime.budget import Budget
 from runtime.errors import NodeError
 from runtime.events import NullObserver, RunObserver
 from runtime.pricing import DEFAULT_PRICE_TABLE, PriceTable
@@ -70,6 +71,8 @@ class RunContext:
     """Whose queues' buckets this run takes from (`agentflow:rl:<tenant>:<queue id>:…`)."""
     limiter: Limiter = field(default_factory=default_limiter)
     """The queues' token buckets: Redis when REDIS_URL is set, else this process's memory."""
+    budget: Budget = field(default_factory=Budget)
+    """What the tenant may still spend today (checked before every provider call)."""
     max_rate_wait: float = 30.0
     """The longest a node waits for a queue's bucket before failing with `rate_limited`."""
     initial: Mapping[str, Any] = field(default_factory=dict)

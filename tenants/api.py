@@ -11,15 +11,22 @@ from rest_framework.views import APIView
 from agentflow_site.auth import principal_of
 from agentflow_site.pagination import AuditCursorPagination
 from tenants.filters import AuditFilter
-from tenants.models import ApiKey, AuditEvent, Role
+from tenants.models import ApiKey, AuditEvent, Role, Tenant
 from tenants.serializers import (
     ApiKeyCreatedSerializer,
     ApiKeyCreateSerializer,
     ApiKeySerializer,
     AuditEventSerializer,
+    BudgetSerializer,
     MeSerializer,
 )
-from tenants.services import TenantError, api_key_create, api_key_revoke, audit_record
+from tenants.services import (
+    TenantError,
+    api_key_create,
+    api_key_revoke,
+    audit_record,
+    tenant_set_budget,
+)
 
 
 class MeApi(APIView):
@@ -63,6 +70,7 @@ class ApiKeyListCreateApi(_AdminOnly, ListAPIView[ApiKey]):
                 role=body.validated_data["role"],
                 name=body.validated_data["name"],
                 expires_at=body.validated_data.get("expires_at"),
+                rate_limit=body.validated_data["rate_limit"],
             )
         except TenantError as exc:
             raise exceptions.ValidationError({"expires_at": [str(exc)]}) from exc
@@ -117,3 +125,33 @@ class AuditListApi(_AdminOnly, ListAPIView[AuditEvent]):
 
     def get_queryset(self) -> QuerySet[AuditEvent]:
         return AuditEvent.objects.filter(tenant=principal_of(self.request).tenant)
+
+
+class BudgetApi(_AdminOnly, APIView):
+    """The tenant's daily budget of tokens and cost (admin keys). A run that would go over it
+    fails before the provider call with `budget_exceeded`; GET /usage shows what is left."""
+
+    @extend_schema(responses=BudgetSerializer, operation_id="budget_retrieve")
+    def get(self, request: Request) -> Response:
+        return Response(_budget(principal_of(request).tenant))
+
+    @extend_schema(request=BudgetSerializer, responses=BudgetSerializer)
+    def put(self, request: Request) -> Response:
+        body = BudgetSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        principal = principal_of(request)
+        tenant = tenant_set_budget(
+            tenant=principal.tenant,
+            daily_tokens=body.validated_data["daily_tokens"],
+            daily_cost=body.validated_data["daily_cost"],
+            actor=principal.actor,
+        )
+        return Response(_budget(tenant))
+
+
+def _budget(tenant: Tenant) -> dict[str, object]:
+    cost = tenant.daily_cost_budget
+    return {
+        "daily_tokens": tenant.daily_token_budget,
+        "daily_cost": None if cost is None else str(cost),
+    }

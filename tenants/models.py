@@ -37,6 +37,16 @@ class Tenant(models.Model):
             "AGENTFLOW_ALLOWED_ENV."
         ),
     )
+    daily_token_budget = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="tokens per UTC day across all runs; empty: no limit"
+    )
+    daily_cost_budget = models.DecimalField(
+        max_digits=18,
+        decimal_places=8,
+        null=True,
+        blank=True,
+        help_text="USD per UTC day across all runs; empty: no limit",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -62,6 +72,11 @@ class ApiKey(AbstractAPIKey):
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="api_keys")
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
+    rate_limit = models.CharField(
+        max_length=32,
+        blank=True,
+        help_text="requests this key may make, e.g. '120/min'; empty: API_THROTTLE_RATE",
+    )
 
     objects = ApiKeyManager()  # type: ignore[assignment,misc]
 

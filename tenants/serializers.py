@@ -1,4 +1,5 @@
 from rest_framework import serializers
+from rest_framework.throttling import SimpleRateThrottle
 
 from tenants.models import ApiKey, AuditEvent, Role
 
@@ -18,14 +19,51 @@ class ApiKeySerializer(serializers.ModelSerializer[ApiKey]):
 
     class Meta:
         model = ApiKey
-        fields: tuple[str, ...] = ("prefix", "name", "role", "created_at", "expires_at", "revoked")
+        fields: tuple[str, ...] = (
+            "prefix",
+            "name",
+            "role",
+            "rate_limit",
+            "created_at",
+            "expires_at",
+            "revoked",
+        )
         read_only_fields: tuple[str, ...] = fields
+
+
+def _check_rate(value: str) -> None:
+    try:
+        SimpleRateThrottle.parse_rate(None, value)  # type: ignore[arg-type]
+    except (ValueError, KeyError, IndexError) as exc:
+        raise serializers.ValidationError(
+            "Use requests/period, e.g. '120/min', '10/s', '5000/day'."
+        ) from exc
 
 
 class ApiKeyCreateSerializer(serializers.Serializer[dict[str, object]]):
     name = serializers.CharField(max_length=50)
     role = serializers.ChoiceField(choices=Role.values)
     expires_at = serializers.DateTimeField(required=False, allow_null=True)
+    rate_limit = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        validators=[_check_rate],
+        help_text="this key's request rate, e.g. '120/min'; empty: the server's default",
+    )
+
+
+class BudgetSerializer(serializers.Serializer[dict[str, object]]):
+    daily_tokens = serializers.IntegerField(
+        allow_null=True, min_value=0, help_text="tokens per UTC day; null: no limit"
+    )
+    daily_cost = serializers.DecimalField(
+        max_digits=18,
+        decimal_places=8,
+        allow_null=True,
+        min_value=0,
+        help_text="USD per UTC day; null: no limit",
+    )
 
 
 class ApiKeyCreatedSerializer(ApiKeySerializer):

@@ -1,6 +1,7 @@
 """Writes on tenants and keys. Keyword-only, typed, one transaction each."""
 
 from datetime import datetime
+from decimal import Decimal
 
 import structlog
 from django.db import transaction
@@ -30,7 +31,12 @@ def tenant_create(*, slug: str, name: str = "", allowed_env: list[str] | None = 
 
 @transaction.atomic
 def api_key_create(
-    *, tenant: Tenant, role: str, name: str = "", expires_at: datetime | None = None
+    *,
+    tenant: Tenant,
+    role: str,
+    name: str = "",
+    expires_at: datetime | None = None,
+    rate_limit: str = "",
 ) -> tuple[ApiKey, str]:
     """Create a key and return it with its secret, which is shown this once and never again."""
     if role not in Role.values:
@@ -38,7 +44,11 @@ def api_key_create(
     if expires_at is not None and expires_at <= timezone.now():
         raise TenantError(f"The expiry {expires_at.isoformat()} is in the past.")
     api_key, secret = ApiKey.objects.create_key(
-        tenant=tenant, role=role, name=(name or f"{role} key")[:50], expiry_date=expires_at
+        tenant=tenant,
+        role=role,
+        name=(name or f"{role} key")[:50],
+        expiry_date=expires_at,
+        rate_limit=rate_limit,
     )
     assert isinstance(api_key, ApiKey)
     return api_key, secret
@@ -75,3 +85,24 @@ def audit_record(
         ip=ip,
         request_id=request_id[:64],
     )
+
+
+@transaction.atomic
+def tenant_set_budget(
+    *, tenant: Tenant, daily_tokens: int | None, daily_cost: Decimal | None, actor: str
+) -> Tenant:
+    tenant.daily_token_budget = daily_tokens
+    tenant.daily_cost_budget = daily_cost
+    tenant.save(update_fields=["daily_token_budget", "daily_cost_budget", "updated_at"])
+    audit_record(
+        tenant=tenant,
+        actor=actor,
+        action="budget.update",
+        target_type="tenant",
+        target_id=tenant.slug,
+        details={
+            "daily_tokens": daily_tokens,
+            "daily_cost": None if daily_cost is None else str(daily_cost),
+        },
+    )
+    return tenant

@@ -1,6 +1,13 @@
 from django.urls import path
 
-from tenants.api import ApiKeyDetailApi, ApiKeyListCreateApi, ApiKeyRevokeApi, AuditListApi, MeApi
+from tenants.api import (
+    ApiKeyDetailApi,
+    ApiKeyListCreateApi,
+    ApiKeyRevokeApi,
+    AuditListApi,
+    BudgetApi,
+    MeApi,
+)
 
 urlpatterns = [
     path("me", MeApi.as_view(), name="me"),
@@ -8,4 +15,5 @@ urlpatterns = [
     path("keys/<str:prefix>", ApiKeyDetailApi.as_view(), name="key-detail"),
     path("keys/<str:prefix>/revoke", ApiKeyRevokeApi.as_view(), name="key-revoke"),
     path("audit", AuditListApi.as_view(), name="audit"),
+    path("budget", BudgetApi.as_view(), name="budget"),
 ]

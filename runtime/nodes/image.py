@@ -34,6 +34,7 @@ class ImageNode(Node):
             quality=_quality(model, self.meta.quality or config.get("quality")),
             style=self.meta.style or config.get("style"),
         )
+        ctx.budget.check(self.node_id)
         answer = await self.adapter(ctx).generate(request)
         image = answer.images[0]
         usage = answer.usage
@@ -44,6 +45,7 @@ class ImageNode(Node):
             "model": answer.model,
         }
         cost = ctx.prices.cost(answer.model, usage.prompt_tokens, usage.completion_tokens)
+        ctx.budget.spend(usage.total_tokens, cost)
         return NodeOutput(result=result, tokens=usage.total_tokens, cost=cost)
 
     async def _url(self, image: GeneratedImage, ctx: RunContext) -> str | None:

@@ -67,9 +67,11 @@ class LLMNode(Node):
         async def on_token(delta: str) -> None:
             await ctx.observer.node_token(self.node_id, delta)
 
+        ctx.budget.check(self.node_id)
         answer: ChatResult = await self.adapter(ctx).chat(
             request, on_token=on_token if self.meta.stream else None
         )
+        ctx.budget.spend(*chat_cost(answer, ctx))
         return answer
 
     async def _reserve(self, request: ChatRequest, ctx: RunContext) -> tuple[int, float]:

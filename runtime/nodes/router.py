@@ -78,8 +78,10 @@ class LLMRouterNode(Node):
             temperature=0,
             max_tokens=20,
         )
+        ctx.budget.check(self.node_id)
         answer = await self.adapter(ctx).chat(request)
         tokens, cost = chat_cost(answer, ctx)
+        ctx.budget.spend(tokens, cost)
         intent = self._pick(answer.text)
         routed = _routed(intent, answer=answer.text[:100], model=answer.model)
         return NodeOutput(routed.result, tokens, cost, routed.updates, routed.details)
@@ -113,6 +115,7 @@ class SemanticRouterNode(Node):
         adapter = self.adapter(ctx)
         # The examples are fixed by the spec: embed them once per compiled graph, not per run.
         texts = [text] if self._examples else [text, *(ex for _, ex in labels)]
+        ctx.budget.check(self.node_id)
         embedded = await adapter.embed(texts)
         query, *vectors = embedded.vectors
         if self._examples is None:

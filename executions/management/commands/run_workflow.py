@@ -1,14 +1,20 @@
 import asyncio
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
 
 from agentflow_site.runtime_config import run_context
+from executions.models import Execution, ExecutionEvent
+from executions.services import execution_create
+from executions.tasks import enqueue_run
 from runtime.compiler import compile_workflow
 from runtime.events import NodeFinished, NodeStarted
 from runtime.runner import run_workflow
+from tenants.models import Tenant
 from workflows.services import workflow_validate
 
 
@@ -46,6 +52,13 @@ class Command(BaseCommand):
         parser.add_argument("--input", default="", help="the user_input")
         parser.add_argument("--state", default="{}", help="more initial state, as a JSON object")
         parser.add_argument("--timeout", type=float, help="seconds for the whole run")
+        parser.add_argument(
+            "--enqueue",
+            action="store_true",
+            help="queue it for a worker (recorded as an execution of --tenant) and follow its "
+            "events until it ends",
+        )
+        parser.add_argument("--tenant", help="the tenant the queued run belongs to")
 
     def handle(self, *args: Any, **opts: Any) -> None:
         try:
@@ -59,13 +72,17 @@ class Command(BaseCommand):
             raise CommandError("--state must be a JSON object.")
         if opts["input"]:
             state["user_input"] = opts["input"]
-        validated = workflow_validate(spec=text, tenant=None)
+        tenant = Tenant.objects.filter(slug=opts["tenant"]).first() if opts["tenant"] else None
+        validated = workflow_validate(spec=text, tenant=tenant)
         if not validated.valid:
             for e in validated.errors:
                 self.stderr.write(
                     f"{opts['file']}:{e.line or 0}:{e.column or 0}: {e.type}: {e.message}"
                 )
             raise CommandError("The workflow is not valid.")
+        if opts["enqueue"]:
+            self._enqueue(validated, state, opts)
+            return
         workflow = compile_workflow(validated, state_keys=state.keys())
         ctx = run_context()  # no image store: images come back as data: URLs
         ctx.observer = _Printer(self.stdout.write)
@@ -78,4 +95,53 @@ class Command(BaseCommand):
             self.stdout.write(f"error: {json.dumps(outcome.error)}")
         self.stdout.write(json.dumps(outcome.final_state, indent=2, ensure_ascii=False))
         if outcome.status != "succeeded":
+            raise SystemExit(1)
+
+    def _enqueue(self, validated: Any, state: dict[str, Any], opts: dict[str, Any]) -> None:
+        tenant = Tenant.objects.filter(slug=opts["tenant"] or "").first()
+        if tenant is None:
+            raise CommandError("--enqueue needs --tenant SLUG (the run is recorded for it).")
+        with transaction.atomic():
+            execution = execution_create(
+                tenant=tenant,
+                validated=validated,
+                initial_state=state,
+                mode="async",
+                timeout_seconds=opts["timeout"],
+                created_by="cli",
+            )
+            enqueue_run(execution.id)
+        self.stdout.write(f"queued {execution.id}; following its events (Ctrl-C stops following)")
+        last, printer = 0, _Printer(self.stdout.write)
+        while True:
+            for event in ExecutionEvent.objects.filter(execution=execution, id__gt=last):
+                last = event.pk
+                if event.kind == "end":
+                    self._end(execution.id)
+                    return
+                self._show(printer, event.kind, event.data)
+            time.sleep(0.2)
+
+    def _show(self, printer: _Printer, kind: str, data: dict[str, Any]) -> None:
+        if kind == "node_started":
+            self.stdout.write(f"▶ {data['node_id']} [{data['node_type']}] started")
+        elif kind == "node_finished":
+            took = f"{data['duration'] * 1000:.0f} ms"
+            if data.get("error"):
+                self.stdout.write(
+                    f"✗ {data['node_id']} failed after {took}: "
+                    f"{data['error']['code']}: {data['error']['message']}"
+                )
+            else:
+                self.stdout.write(f"✓ {data['node_id']} finished in {took}")
+        elif kind == "token":
+            self.stdout.write(data["delta"], ending="")
+
+    def _end(self, execution_id: str) -> None:
+        run = Execution.objects.get(pk=execution_id)
+        self.stdout.write(f"status: {run.status}, {run.tokens_used} tokens, ${float(run.cost):.6f}")
+        if run.error:
+            self.stdout.write(f"error: {json.dumps(run.error)}")
+        self.stdout.write(json.dumps(run.final_state, indent=2, ensure_ascii=False))
+        if run.status != "succeeded":
             raise SystemExit(1)

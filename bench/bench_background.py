@@ -1,0 +1,150 @@
+"""Background runs: enqueue-to-first-node latency, and how many trivial runs two workers finish.
+
+Run: `python bench/bench_background.py [--runs N] [--latency-samples N]`. Uses DATABASE_URL when
+it points at PostgreSQL (a fresh database `agentflow_bench` is created beside it), else SQLite in
+a temporary directory. Starts two django-q2 clusters of one worker each on the ORM broker.
+"""
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SPEC = {
+    "name": "trivial",
+    "start_node": "input",
+    "nodes": [
+        {"id": "input", "type": "input"},
+        {
+            "id": "a",
+            "type": "aggregator",
+            "metadata": {"strategy": "template", "template": "A {{ user_input }}"},
+        },
+        {
+            "id": "b",
+            "type": "aggregator",
+            "metadata": {"strategy": "template", "template": "B {{ final_output }}"},
+        },
+    ],
+    "edges": [{"from": "input", "to": "a"}, {"from": "a", "to": "b"}],
+}
+
+
+def _database_url(data_dir: str) -> str:
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith("postgres"):
+        return ""
+    import psycopg
+
+    parts = urlsplit(url)
+    admin = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS agentflow_bench WITH (FORCE)")
+        conn.execute("CREATE DATABASE agentflow_bench")
+    return urlunsplit(parts._replace(path="/agentflow_bench"))
+
+
+def _env(data_dir: str) -> dict[str, str]:
+    env = {**os.environ, "AGENTFLOW_DATA_DIR": data_dir, "LOG_LEVEL": "WARNING", "Q_WORKERS": "1"}
+    url = _database_url(data_dir)
+    if url:
+        env["DATABASE_URL"] = url
+    else:
+        env.pop("DATABASE_URL", None)
+    env.pop("REDIS_URL", None)
+    return env
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--latency-samples", type=int, default=40)
+    args = parser.parse_args()
+    data_dir = tempfile.mkdtemp(prefix="agentflow-bench-")
+    env = _env(data_dir)
+    os.environ.update(env)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agentflow_site.settings")
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+    import django
+
+    django.setup()
+    from django.db import connection, transaction
+
+    from executions.models import Execution, NodeRun
+    from executions.services import execution_create
+    from executions.tasks import enqueue_run
+    from runtime.validation import validate_spec
+    from tenants.services import tenant_create
+
+    tenant = tenant_create(slug="bench")
+    validated = validate_spec(SPEC)
+
+    def enqueue() -> str:
+        with transaction.atomic():
+            execution = execution_create(
+                tenant=tenant, validated=validated, mode="async", initial_state={"user_input": "x"}
+            )
+            enqueue_run(execution.id)
+        return execution.id
+
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "manage.py", "qcluster"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(2)
+    ]
+    try:
+        time.sleep(4)  # the clusters start
+        latencies = []
+        for _ in range(args.latency_samples):
+            execution_id = enqueue()
+            created = Execution.objects.get(pk=execution_id).created_at
+            while not (first := NodeRun.objects.filter(execution_id=execution_id).first()):
+                time.sleep(0.005)
+            latencies.append((first.started_at - created).total_seconds() * 1000)
+            while Execution.objects.get(pk=execution_id).status != "succeeded":
+                time.sleep(0.01)
+        start = time.perf_counter()
+        ids = [enqueue() for _ in range(args.runs)]
+        while Execution.objects.filter(pk__in=ids, status="succeeded").count() < len(ids):
+            time.sleep(0.1)
+        took = time.perf_counter() - start
+    finally:
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            worker.wait(timeout=30)
+    print(
+        f"database: {connection.vendor}; two clusters of one worker, ORM broker, Q_POLL "
+        f"{os.environ.get('Q_POLL', '0.2')} s"
+    )
+    print(
+        f"enqueue -> first node started: p50 {statistics.median(latencies):.0f} ms, "
+        f"p95 {_pct(latencies, 0.95):.0f} ms ({len(latencies)} runs, one at a time)"
+    )
+    print(
+        f"throughput: {args.runs} trivial 3-node runs in {took:.1f} s = "
+        f"{args.runs / took:.1f} runs/s"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
