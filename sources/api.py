@@ -102,6 +102,8 @@ class SourceDetailApi(APIView):
             saved = source_update(source=source, changes=changes, actor=principal.actor)
         except SourceInvalid as exc:
             raise _invalid(exc) from exc
+        except SourceInUse as exc:
+            raise Conflict(str(exc)) from exc
         return Response(SourceSerializer(saved).data)
 
 

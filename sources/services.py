@@ -92,12 +92,20 @@ def source_update(*, source: Source, changes: dict[str, Any], actor: str) -> Sou
 
     Raises:
         SourceInvalid: as for source_create; nothing is changed.
+        SourceInUse: a rename or a change of kind while a stored workflow names the source
+            (its runs would stop finding it, or get a source of the wrong kind).
     """
     locked = Source.objects.select_for_update().get(pk=source.pk)
     name = changes.get("name", locked.name)
     kind = changes.get("kind", locked.kind)
     config = changes.get("config", locked.config)
     _check(locked.tenant, name, kind, config)
+    if (name, kind) != (locked.name, locked.kind) and (using := workflows_using(locked)):
+        what = "rename" if name != locked.name else "change the kind of"
+        raise SourceInUse(
+            f"Cannot {what} source {locked.name!r}: workflow(s) {', '.join(using)} use it. "
+            "Point them at another source first."
+        )
     if name != locked.name and _name_taken(locked.tenant, name, but=locked.pk):
         raise _duplicate(name)
     if (kind, config) != (locked.kind, locked.config):

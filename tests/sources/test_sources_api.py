@@ -251,6 +251,22 @@ def test_delete_is_refused_while_a_stored_workflow_uses_the_source(
     assert client.get(URL).json()["count"] == 0
 
 
+def test_a_rename_or_a_new_kind_is_refused_while_a_workflow_uses_the_source(
+    granted: Tenant, developer_key: IssuedKey
+) -> None:
+    source = create(developer_key, openai_body())
+    client = client_for(developer_key)
+    assert client.post(WORKFLOWS, {"spec": llm_spec("gpt")}, format="json").status_code == 201
+    renamed = client.patch(f"{URL}/{source['id']}", {"name": "gpt-old"}, format="json")
+    assert renamed.status_code == 409
+    assert "rename" in renamed.json()["detail"]
+    sqlite = {"kind": "sqlite", "config": {"path": "demo.sqlite3"}}
+    assert client.patch(f"{URL}/{source['id']}", sqlite, format="json").status_code == 409
+    config = {"config": {**source["config"], "temperature": 0.1}}
+    assert client.patch(f"{URL}/{source['id']}", config, format="json").status_code == 200
+    assert client.get(f"{URL}/{source['id']}").json()["name"] == "gpt"
+
+
 def test_delete_is_refused_while_a_workflow_names_the_source_by_id(
     granted: Tenant, developer_key: IssuedKey
 ) -> None:
