@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 lock=${1:-requirements.lock}
 mode=${2:-install}
 UV_VERSION=0.13.8
+# Trust the system's certificate store (where a company's or a sandbox's CA is installed),
+# not only uv's built-in roots.
+export UV_SYSTEM_CERTS="${UV_SYSTEM_CERTS:-1}"
 
 python=$(scripts/find-python.sh)
 if [ ! -x .tools/bin/uv ] || [ "$(.tools/bin/uv --version 2>/dev/null | cut -d' ' -f2)" != "$UV_VERSION" ]; then
