@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
+from django.core.cache import cache
 from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions
 from rest_framework.request import Request
@@ -81,8 +82,9 @@ def _verified_key(raw: str, request: Request) -> ApiKey:
     if api_key is None:
         raise exceptions.AuthenticationFailed("This API key is not valid.")
     refusal = _refusal(api_key, raw)
-    if refusal is not None:
-        # Only attempts on one of a tenant's real keys reach its audit log; garbage is logged.
+    # Only attempts on one of a tenant's real keys reach its audit log (garbage is only logged),
+    # and at most one a minute per key, so a flood of bad secrets cannot fill the log.
+    if refusal is not None and cache.add(f"auth-failed:{prefix}", 1, timeout=60):
         audit_record(
             tenant=api_key.tenant,
             actor=f"key:{prefix}",
@@ -92,6 +94,7 @@ def _verified_key(raw: str, request: Request) -> ApiKey:
             details={"reason": refusal},
             ip=request.META.get("REMOTE_ADDR"),
         )
+    if refusal is not None:
         raise exceptions.AuthenticationFailed(refusal)
     return api_key
 

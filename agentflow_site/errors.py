@@ -133,3 +133,17 @@ def server_error_view(request: Any) -> Any:
         instance=request.get_full_path(),
     )
     return JsonResponse(body, status=500, content_type=PROBLEM_CONTENT_TYPE)
+
+
+def bad_request_view(request: Any, exception: Exception | None = None) -> Any:
+    """A request Django refused before any view (too large, a bad Host): problem+json too."""
+    from django.http import JsonResponse
+
+    body = problem(
+        status.HTTP_400_BAD_REQUEST,
+        "Bad request",
+        "The request was refused before it reached the API (too large, or malformed).",
+        code="bad_request",
+        instance=request.path,
+    )
+    return JsonResponse(body, status=400, content_type=PROBLEM_CONTENT_TYPE)

@@ -6,6 +6,7 @@ from agentflow_site import converters, health
 
 converters.register()
 
+handler400 = "agentflow_site.errors.bad_request_view"
 handler404 = "agentflow_site.errors.not_found_view"
 handler500 = "agentflow_site.errors.server_error_view"
 

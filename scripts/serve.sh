@@ -18,6 +18,16 @@ trap stop INT TERM EXIT
 $py manage.py qcluster & pids+=($!)
 $py -m uvicorn agentflow_site.asgi:application --host 127.0.0.1 --port "$port" \
   --no-access-log --log-level warning & pids+=($!)
+# Say it is up only once it answers.
+$py - "$port" <<'PY'
+import sys, time, urllib.request
+for _ in range(300):
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/health/live", timeout=1)
+        break
+    except OSError:
+        time.sleep(0.1)
+PY
 echo "==> AgentFlow on http://127.0.0.1:$port (API, admin, docs) with a worker. Ctrl-C stops both."
 # Stop everything as soon as either process exits.
 wait -n "${pids[@]}"

@@ -27,6 +27,9 @@ class TenantAdmin(admin.ModelAdmin):
     search_fields = ("slug", "name")
     inlines = (ApiKeyInline,)
 
+    def has_delete_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return False  # its audit trail is append-only: deactivate a tenant (is_active) instead
+
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(APIKeyModelAdmin):

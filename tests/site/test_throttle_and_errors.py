@@ -51,3 +51,12 @@ def test_the_openapi_document_and_its_pages_are_served_offline(api) -> None:
         html = api.get(page).content.decode()
         assert "static/drf_spectacular_sidecar" in html  # assets served by us, not a CDN
         assert "cdn.jsdelivr" not in html
+
+
+def test_a_body_over_the_upload_limit_is_a_problem_json_400(admin_key: IssuedKey) -> None:
+    huge = '{"name": "' + "x" * 3_000_000 + '"}'
+    response = client_for(admin_key).post(
+        "/api/v1/sources", data=huge, content_type="application/json"
+    )
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/problem+json"

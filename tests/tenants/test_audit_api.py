@@ -5,6 +5,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+import time_machine
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -117,6 +118,16 @@ def test_a_wrong_secret_for_a_real_key_is_audited_for_its_tenant(
     assert "not-the-secret" not in str(row)
 
 
+def test_a_flood_of_wrong_secrets_leaves_one_event_a_minute(
+    admin_key: IssuedKey, viewer_key: IssuedKey
+) -> None:
+    wrong = f"{viewer_key.prefix}.not-the-secret-at-all-0123456789"
+    for _ in range(20):
+        assert APIClient().get(WORKFLOWS, HTTP_X_API_KEY=wrong).status_code == 401
+    failed = [e for e in events(admin_key) if e["action"] == "auth.failed"]
+    assert len(failed) == 1
+
+
 def test_a_revoked_key_in_use_is_audited(admin_key: IssuedKey, viewer_key: IssuedKey) -> None:
     assert client_for(admin_key).post(f"{KEYS}/{viewer_key.prefix}/revoke").status_code == 200
     assert client_for(viewer_key).get(WORKFLOWS).status_code == 401
@@ -136,8 +147,10 @@ def test_the_log_filters_by_actor_action_family_and_time(
     admin_key: IssuedKey, developer_key: IssuedKey
 ) -> None:
     dev, admin = client_for(developer_key), client_for(admin_key)
+    a_day_ago = timezone.now() - timedelta(days=1)
+    with time_machine.travel(a_day_ago, tick=False):  # audit rows cannot be back-dated later
+        theirs = admin.post(WORKFLOWS, {"spec": {**SPEC, "name": "b"}}, format="json").json()["id"]
     mine = dev.post(WORKFLOWS, {"spec": SPEC}, format="json").json()["id"]
-    theirs = admin.post(WORKFLOWS, {"spec": {**SPEC, "name": "b"}}, format="json").json()["id"]
     dev.delete(f"{WORKFLOWS}/{mine}")
     source = dev.post(SOURCES, SOURCE, format="json").json()["id"]
 
@@ -151,12 +164,11 @@ def test_the_log_filters_by_actor_action_family_and_time(
         "workflow.create",
         "workflow.create",
     ]
+    assert family[-1]["target_id"] == theirs  # the oldest
     assert events(admin_key, action="workflow") == []  # no dot: an exact action, none such
     assert [r["target_id"] for r in events(admin_key, action="source.")] == [source]
     assert len(events(admin_key, actor=dev_actor, action="workflow.")) == 2
 
-    a_day_ago = timezone.now() - timedelta(days=1)
-    AuditEvent.objects.filter(target_id=theirs).update(at=a_day_ago)
     cut = (a_day_ago + timedelta(hours=1)).isoformat()
     assert [r["target_id"] for r in events(admin_key, before=cut)] == [theirs]
     assert theirs not in {r["target_id"] for r in events(admin_key, after=cut)}
@@ -212,3 +224,22 @@ def test_the_log_cannot_be_written_through_the_api(admin_key: IssuedKey) -> None
     response = admin.post(URL, {"action": "workflow.create"}, format="json")
     assert response.status_code == 405
     assert not AuditEvent.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_database_refuses_bulk_changes_to_audit_events(admin_key: IssuedKey) -> None:
+    from django.db import DatabaseError, connection, transaction
+
+    from tenants.models import AuditEvent
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the trigger is PostgreSQL's")
+    client_for(admin_key).post(KEYS, {"name": "x", "role": "viewer"}, format="json")
+    assert AuditEvent.objects.count() > 0
+    for change in (
+        lambda: AuditEvent.objects.all().delete(),
+        lambda: AuditEvent.objects.update(action="nothing"),
+    ):
+        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+            change()
+    assert not AuditEvent.objects.filter(action="nothing").exists()
