@@ -96,6 +96,23 @@ class ReadOnlyViolation(NodeError):
     code = "read_only_violation"
 
 
+class DatabaseError(NodeError):
+    code = "db_error"
+
+
+class ConnectionFailed(DatabaseError):
+    """A database could not be reached or refused the login; a retry may help."""
+
+    code = "db_connection_failed"
+    retryable = True
+
+
+class QueryTimeout(NodeError):
+    """A query ran past its bound and was stopped (not retried: it would run as long again)."""
+
+    code = "timeout"
+
+
 class RateLimited(NodeError):
     code = "rate_limited"
 

@@ -6,7 +6,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from runtime.errors import NodeError
+from runtime.errors import ConnectionFailed, DatabaseError, QueryTimeout
+from runtime.errors import ReadOnlyViolation as ReadOnlyViolationError
+
+# The database errors live in runtime/errors.py with every other; re-exported for the adapters.
+__all__ = ["ConnectionFailed", "DatabaseError", "QueryTimeout", "ReadOnlyViolationError"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,25 +40,6 @@ class Rows:
 
 class Database(Protocol):
     async def select(self, query: Query) -> Rows: ...
-
-
-class DatabaseError(NodeError):
-    code = "db_error"
-
-
-class ReadOnlyViolationError(NodeError):
-    code = "read_only_violation"
-
-
-class QueryTimeout(NodeError):
-    code = "timeout"
-
-
-class ConnectionFailed(DatabaseError):
-    """The source's server could not be reached or refused the login; a retry may help."""
-
-    code = "db_connection_failed"
-    retryable = True
 
 
 DEFAULT_MAX_RESULT_BYTES = 5_000_000

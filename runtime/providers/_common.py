@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
-from runtime.providers.base import ChatMessage, ChatRequest
+from runtime.providers.base import ChatMessage, ChatRequest, EnvLookup, require_env
 
 DEFAULT_TIMEOUT = 60.0
 """Seconds per request when the source sets none (the SDKs' own default is 600 s)."""
@@ -86,3 +87,40 @@ class ClientCache[C]:
         """Forget the client and hand it over (to be closed)."""
         client, self._client, self._key, self._loop = self._client, None, None, None
         return client
+
+
+class SDKAdapter[C]:
+    """What every provider adapter shares: its config, where credentials are read, how long a
+    request may take, and one SDK client (rebuilt per key and event loop), closed by `aclose`."""
+
+    kind: ClassVar[str]
+    default_timeout: ClassVar[float] = DEFAULT_TIMEOUT
+
+    def __init__(
+        self,
+        config: Any,
+        env: EnvLookup,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+    ) -> None:
+        self.config = config
+        self._env = env
+        self._transport = Transport.of(
+            config, timeout=timeout, max_retries=max_retries, default_timeout=self.default_timeout
+        )
+        self._clients: ClientCache[C] = ClientCache(self._build)
+
+    def _key(self) -> str:
+        return require_env(self._env, self.config.api_key_env, source_kind=self.kind)
+
+    def _build(self, key: str) -> C:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        client = self._clients.take()
+        if client is not None:
+            await self._close(client)
+
+    async def _close(self, client: C) -> None:
+        await client.close()  # type: ignore[attr-defined]

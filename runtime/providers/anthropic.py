@@ -7,8 +7,7 @@ from typing import TYPE_CHECKING, Any
 from runtime.errors import ProviderError
 from runtime.providers._common import (
     ANTHROPIC_URL,
-    ClientCache,
-    Transport,
+    SDKAdapter,
     conversation,
     first,
     system_text,
@@ -25,10 +24,8 @@ from runtime.providers._errors import (
 from runtime.providers.base import (
     ChatRequest,
     ChatResult,
-    EnvLookup,
     OnToken,
     Usage,
-    require_env,
 )
 from runtime.source_configs import AnthropicConfig
 
@@ -53,37 +50,19 @@ _STREAM_ERROR_STATUS = {
 }
 
 
-class AnthropicProvider:
+class AnthropicProvider(SDKAdapter["AsyncAnthropic"]):
     """The `anthropic` source kind."""
 
     kind = "anthropic"
 
-    def __init__(
-        self,
-        config: AnthropicConfig,
-        env: EnvLookup,
-        *,
-        timeout: float | None = None,
-        max_retries: int | None = None,
-    ) -> None:
-        self.config = config
-        self._env = env
-        self._transport = Transport.of(config, timeout=timeout, max_retries=max_retries)
-        self._clients: ClientCache[AsyncAnthropic] = ClientCache(self._build)
-
     async def chat(self, request: ChatRequest, *, on_token: OnToken | None = None) -> ChatResult:
-        key = require_env(self._env, self.config.api_key_env, source_kind=self.kind)
+        key = self._key()
         params = message_params(self.config, request)
         with translated(translate_anthropic_error(self._transport.timeout), secret=key):
             client = self._clients.get(key)
             if request.stream:
                 return await _stream(client, params, on_token)
             return _result(await client.messages.create(**params), self.config.model_name)
-
-    async def aclose(self) -> None:
-        client = self._clients.take()
-        if client is not None:
-            await client.close()
 
     def _build(self, key: str) -> AsyncAnthropic:
         from anthropic import AsyncAnthropic

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from runtime.providers._common import ClientCache, Transport
+from runtime.providers._common import SDKAdapter
 from runtime.providers._errors import translated
-from runtime.providers.base import ChatRequest, ChatResult, EnvLookup, OnToken, require_env
+from runtime.providers.base import ChatRequest, ChatResult, OnToken
 from runtime.providers.openai import complete, completion_params, translate_openai_error
-from runtime.source_configs import AzureOpenAIConfig
 
 if TYPE_CHECKING:
     from openai import AsyncAzureOpenAI
@@ -16,26 +15,13 @@ if TYPE_CHECKING:
 PROVIDER = "Azure OpenAI"
 
 
-class AzureOpenAIProvider:
+class AzureOpenAIProvider(SDKAdapter["AsyncAzureOpenAI"]):
     """The `azure_openai` source kind; the key travels in the `api-key` header."""
 
     kind = "azure_openai"
 
-    def __init__(
-        self,
-        config: AzureOpenAIConfig,
-        env: EnvLookup,
-        *,
-        timeout: float | None = None,
-        max_retries: int | None = None,
-    ) -> None:
-        self.config = config
-        self._env = env
-        self._transport = Transport.of(config, timeout=timeout, max_retries=max_retries)
-        self._clients: ClientCache[AsyncAzureOpenAI] = ClientCache(self._build)
-
     async def chat(self, request: ChatRequest, *, on_token: OnToken | None = None) -> ChatResult:
-        key = require_env(self._env, self.config.api_key_env, source_kind=self.kind)
+        key = self._key()
         # The deployment picks the model; `model` in the body only names it again.
         params = completion_params(
             self.config.deployment, request, self.config, token_limit="max_completion_tokens"
@@ -43,11 +29,6 @@ class AzureOpenAIProvider:
         translate = translate_openai_error(PROVIDER, self._transport.timeout)
         with translated(translate, secret=key):
             return await complete(self._clients.get(key), params, request, on_token, PROVIDER)
-
-    async def aclose(self) -> None:
-        client = self._clients.take()
-        if client is not None:
-            await client.close()
 
     def _build(self, key: str) -> AsyncAzureOpenAI:
         from openai import AsyncAzureOpenAI

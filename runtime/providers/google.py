@@ -6,7 +6,12 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from runtime.errors import ProviderError
-from runtime.providers._common import GEMINI_URL, ClientCache, Transport, conversation, system_text
+from runtime.providers._common import (
+    GEMINI_URL,
+    SDKAdapter,
+    conversation,
+    system_text,
+)
 from runtime.providers._errors import (
     body_message,
     connection_error,
@@ -20,12 +25,9 @@ from runtime.providers._errors import (
 from runtime.providers.base import (
     ChatRequest,
     ChatResult,
-    EnvLookup,
     OnToken,
     Usage,
-    require_env,
 )
-from runtime.source_configs import GoogleConfig
 
 if TYPE_CHECKING:
     from google.genai import Client, errors
@@ -36,26 +38,13 @@ if TYPE_CHECKING:
 PROVIDER = "Gemini"
 
 
-class GoogleProvider:
+class GoogleProvider(SDKAdapter["Client"]):
     """The `google` source kind; the key travels in the `x-goog-api-key` header."""
 
     kind = "google"
 
-    def __init__(
-        self,
-        config: GoogleConfig,
-        env: EnvLookup,
-        *,
-        timeout: float | None = None,
-        max_retries: int | None = None,
-    ) -> None:
-        self.config = config
-        self._env = env
-        self._transport = Transport.of(config, timeout=timeout, max_retries=max_retries)
-        self._clients: ClientCache[Client] = ClientCache(self._build)
-
     async def chat(self, request: ChatRequest, *, on_token: OnToken | None = None) -> ChatResult:
-        key = require_env(self._env, self.config.api_key_env, source_kind=self.kind)
+        key = self._key()
         model = self.config.model_name
         with translated(translate_google_error(self._transport.timeout), secret=key):
             models = self._clients.get(key).aio.models
@@ -69,10 +58,8 @@ class GoogleProvider:
             response = await models.generate_content(model=model, contents=contents, config=config)
             return _result(_text(response), response, model, response)
 
-    async def aclose(self) -> None:
-        client = self._clients.take()
-        if client is not None:
-            await client.aio.aclose()
+    async def _close(self, client: Client) -> None:
+        await client.aio.aclose()
 
     def _build(self, key: str) -> Client:
         from google.genai import Client, types

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from runtime.errors import ProviderError
-from runtime.providers._common import OPENAI_URL, ClientCache, Transport, first
+from runtime.providers._common import OPENAI_URL, SDKAdapter, first
 from runtime.providers._errors import (
     body_message,
     connection_error,
@@ -23,10 +23,8 @@ from runtime.providers.base import (
     ChatRequest,
     ChatResult,
     EmbeddingResult,
-    EnvLookup,
     OnToken,
     Usage,
-    require_env,
 )
 from runtime.source_configs import AzureOpenAIConfig, OpenAIConfig
 
@@ -44,23 +42,10 @@ if TYPE_CHECKING:
 PROVIDER = "OpenAI"
 
 
-class OpenAIProvider:
+class OpenAIProvider(SDKAdapter["AsyncOpenAI"]):
     """The `openai` source kind: `chat` for llm/router nodes, `embed` for the semantic router."""
 
     kind = "openai"
-
-    def __init__(
-        self,
-        config: OpenAIConfig,
-        env: EnvLookup,
-        *,
-        timeout: float | None = None,
-        max_retries: int | None = None,
-    ) -> None:
-        self.config = config
-        self._env = env
-        self._transport = Transport.of(config, timeout=timeout, max_retries=max_retries)
-        self._clients: ClientCache[AsyncOpenAI] = ClientCache(self._build)
 
     async def chat(self, request: ChatRequest, *, on_token: OnToken | None = None) -> ChatResult:
         key = self._key()
@@ -86,14 +71,6 @@ class OpenAIProvider:
             usage = Usage(prompt_tokens=response.usage.prompt_tokens if response.usage else 0)
             vectors = tuple(tuple(item.embedding) for item in ordered)
             return EmbeddingResult(vectors=vectors, model=response.model or model, usage=usage)
-
-    async def aclose(self) -> None:
-        client = self._clients.take()
-        if client is not None:
-            await client.close()
-
-    def _key(self) -> str:
-        return require_env(self._env, self.config.api_key_env, source_kind=self.kind)
 
     def _build(self, key: str) -> AsyncOpenAI:
         from openai import AsyncOpenAI

@@ -6,15 +6,13 @@ import base64
 import binascii
 from typing import TYPE_CHECKING, Any
 
-from runtime.providers._common import OPENAI_URL, ClientCache, Transport, first
+from runtime.providers._common import OPENAI_URL, SDKAdapter, first
 from runtime.providers._errors import malformed_error, translated
 from runtime.providers.base import (
-    EnvLookup,
     GeneratedImage,
     ImageRequest,
     ImageResult,
     Usage,
-    require_env,
 )
 from runtime.providers.openai import translate_openai_error
 from runtime.source_configs import OpenAIImageConfig
@@ -39,37 +37,19 @@ DALL_E_3_QUALITY = {
 MIME_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 
 
-class OpenAIImageProvider:
+class OpenAIImageProvider(SDKAdapter["AsyncOpenAI"]):
     """The `openai_image` source kind."""
 
     kind = "openai_image"
 
-    def __init__(
-        self,
-        config: OpenAIImageConfig,
-        env: EnvLookup,
-        *,
-        timeout: float | None = None,
-        max_retries: int | None = None,
-    ) -> None:
-        self.config = config
-        self._env = env
-        self._transport = Transport.of(
-            config, timeout=timeout, max_retries=max_retries, default_timeout=DEFAULT_IMAGE_TIMEOUT
-        )
-        self._clients: ClientCache[AsyncOpenAI] = ClientCache(self._build)
+    default_timeout = DEFAULT_IMAGE_TIMEOUT
 
     async def generate(self, request: ImageRequest) -> ImageResult:
-        key = require_env(self._env, self.config.api_key_env, source_kind=self.kind)
+        key = self._key()
         params = image_params(self.config, request)
         with translated(translate_openai_error(PROVIDER, self._transport.timeout), secret=key):
             response = await self._clients.get(key).images.generate(**params)
             return _result(response, params)
-
-    async def aclose(self) -> None:
-        client = self._clients.take()
-        if client is not None:
-            await client.close()
 
     def _build(self, key: str) -> AsyncOpenAI:
         from openai import AsyncOpenAI
