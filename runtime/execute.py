@@ -31,11 +31,15 @@ async def execute_node(node: Node, node_type: str, state: State, ctx: RunContext
         NodeError: the node failed (after its retries) and its `on_error` is `fail`.
     """
     ctx.count_step(node.node_id)
+    policy = _policy(node)
     try:
-        async for attempt in retrying(_policy(node), ctx.sleep):
-            with attempt:
-                number = attempt.retry_state.attempt_number
-                output = await _attempt(node, node_type, state, ctx, number)
+        if policy.max_attempts == 1:  # the common case needs no retry machinery
+            output = await _attempt(node, node_type, state, ctx, 1)
+        else:
+            async for attempt in retrying(policy, ctx.sleep):
+                with attempt:
+                    number = attempt.retry_state.attempt_number
+                    output = await _attempt(node, node_type, state, ctx, number)
     except NodeError as error:
         if node.meta.on_error == "continue":
             return _failed_update(node, error)

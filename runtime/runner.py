@@ -12,7 +12,7 @@ from langgraph.errors import GraphRecursionError
 from runtime.compiler import CompiledWorkflow
 from runtime.context import RunContext
 from runtime.errors import NodeError
-from runtime.providers.preload import preload
+from runtime.providers.preload import missing, preload
 from runtime.state import final_state, initial_state
 
 SUCCEEDED, FAILED, TIMED_OUT, CANCELLED = "succeeded", "failed", "timed_out", "cancelled"
@@ -83,7 +83,8 @@ async def run_workflow(
     ctx.initial = dict(values)
     limit = _limit(workflow, timeout_seconds)
     status, error = SUCCEEDED, None
-    await asyncio.to_thread(preload, workflow.source_kinds)
+    if missing(workflow.source_kinds):  # a thread only when there is something to import
+        await asyncio.to_thread(preload, workflow.source_kinds)
     graph, config, inputs, state = await _start(
         workflow, initial_state(values), checkpointer, thread_id
     )

@@ -86,6 +86,23 @@ def check_postgres(sql: str) -> None:
     _one_statement(len(statements))
 
 
+# MySQL runs the text of a `/*! … */` comment, and writes files with INTO OUTFILE/DUMPFILE and
+# reads them with LOAD DATA/LOAD XML — none of which a READ ONLY transaction stops.
+_MYSQL_STRINGS = re.compile(r"'(?:[^'\\]|\\.|'')*'|\"(?:[^\"\\]|\\.|\"\")*\"")
+_MYSQL_WRITE_WORDS = re.compile(
+    r"/\*!|\binto\s+(?:out|dump)file\b|\bload\s+(?:data|xml)\b", re.IGNORECASE
+)
+
+
+def _check_mysql_words(sql: str) -> None:
+    found = _MYSQL_WRITE_WORDS.search(_MYSQL_STRINGS.sub("''", sql))
+    if found:
+        raise ReadOnlyViolationError(
+            f"The db node only reads; {found.group(0).strip()!r} would run a write or touch "
+            "the server's files."
+        )
+
+
 def check_mysql(sql: str) -> None:
     """Accept exactly one plain SELECT in MySQL's grammar (sqlglot's `mysql` dialect).
 
@@ -96,6 +113,7 @@ def check_mysql(sql: str) -> None:
     import sqlglot
     from sqlglot import exp
 
+    _check_mysql_words(sql)
     try:
         statements = [s for s in sqlglot.parse(PLACEHOLDER.sub(_my_placeholder, sql), "mysql") if s]
     except sqlglot.ParseError as exc:

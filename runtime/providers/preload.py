@@ -8,6 +8,7 @@ start, or on a thread before the graph starts — it costs the run nothing.
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Iterable
 
 SDK_MODULES: dict[str, str] = {
@@ -19,6 +20,12 @@ SDK_MODULES: dict[str, str] = {
 }
 
 
+def missing(kinds: Iterable[str]) -> list[str]:
+    """The SDK modules these source kinds need that are not imported yet."""
+    needed = {SDK_MODULES[kind] for kind in kinds if kind in SDK_MODULES}
+    return sorted(module for module in needed if module not in sys.modules)
+
+
 def preload(kinds: Iterable[str] = SDK_MODULES) -> None:
-    for module in sorted({SDK_MODULES[kind] for kind in kinds if kind in SDK_MODULES}):
+    for module in missing(kinds):
         importlib.import_module(module)

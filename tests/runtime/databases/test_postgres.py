@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -35,6 +36,49 @@ WRITES = [
     "SELECT * INTO {t}_copy FROM {t}",
     "TRUNCATE {t}",
     "DROP TABLE {t}",
+    # procedural code, sequences, large objects
+    "DO $$ BEGIN DELETE FROM {t}; END $$",
+    "CALL {t}_p()",
+    "SELECT nextval('{t}_seq')",
+    "EXPLAIN ANALYZE DELETE FROM {t}",
+    # data-modifying CTEs and locking reads
+    "WITH u AS (UPDATE {t} SET name = 'x' RETURNING 1) SELECT * FROM u",
+    "WITH i AS (INSERT INTO {t} VALUES (7, 'x') RETURNING 1) SELECT 1",
+    "SELECT * FROM {t} FOR SHARE",
+    "SELECT * FROM {t} FOR NO KEY UPDATE",
+    "LOCK TABLE {t} IN ACCESS EXCLUSIVE MODE",
+    # transaction control and session settings, stacked
+    "BEGIN; DELETE FROM {t}; COMMIT",
+    "ROLLBACK; DELETE FROM {t}",
+    "END; DELETE FROM {t}",
+    "SAVEPOINT s; DELETE FROM {t}",
+    "RESET ALL; DELETE FROM {t}",
+    "PREPARE p AS DELETE FROM {t}; EXECUTE p",
+    "SELECT set_config('default_transaction_read_only', 'off', false); DELETE FROM {t}",
+    # DDL and privileges
+    "ALTER TABLE {t} ADD COLUMN z int",
+    "CREATE INDEX ON {t} (id)",
+    "GRANT ALL ON {t} TO PUBLIC",
+    "VACUUM {t}",
+    # comment, case and quoting tricks
+    "/* a comment */ DELETE FROM {t}",
+    "-- a comment\nDELETE FROM {t}",
+    "DeLeTe FROM {t}",
+    'DELETE FROM "{t}"',
+    "SELECT 1 /*; */; DELETE FROM {t}",
+    "SELECT $q$;$q$; DELETE FROM {t}",
+]
+
+# Escapes that do not write, which the database alone would let through (for a superuser):
+# the early check refuses them.
+ESCAPES = [
+    "SELECT pg_read_file('/etc/hostname')",
+    "SELECT * FROM pg_ls_dir('.')",
+    "SELECT pg_advisory_lock(42)",
+    "SELECT set_config('statement_timeout', '0', false)",
+    "SELECT pg_terminate_backend(pg_backend_pid())",
+    "SELECT dblink_exec('dbname=test', 'DELETE FROM {t}')",
+    "SELECT lo_import('/etc/hostname')",
 ]
 
 
@@ -51,12 +95,20 @@ def count(pg: psycopg.Connection[Any], table: str) -> int:
 
 @pytest.fixture
 def side_effect_function(pg: psycopg.Connection[Any], pg_table: str) -> Iterator[str]:
-    """A function that inserts into the table: it parses as a harmless SELECT."""
+    """A function that inserts into the table (it parses as a harmless SELECT), a procedure
+    that deletes from it, and a sequence."""
     pg.execute(
         f"CREATE FUNCTION {pg_table}_f() RETURNS int LANGUAGE plpgsql AS $$ BEGIN "
         f"INSERT INTO {pg_table} VALUES (100, 'sneaky'); RETURN 1; END $$"
     )
+    pg.execute(
+        f"CREATE PROCEDURE {pg_table}_p() LANGUAGE plpgsql AS $$ BEGIN "
+        f"DELETE FROM {pg_table}; END $$"
+    )
+    pg.execute(f"CREATE SEQUENCE {pg_table}_seq")
     yield f"{pg_table}_f"
+    pg.execute(f"DROP SEQUENCE IF EXISTS {pg_table}_seq")
+    pg.execute(f"DROP PROCEDURE IF EXISTS {pg_table}_p()")
 
 
 def test_it_returns_columns_and_rows_as_objects_with_json_safe_values(env: Any) -> None:
@@ -126,6 +178,32 @@ def test_every_write_fails_as_a_read_only_violation_and_changes_nothing(
     assert caught.value.code == "read_only_violation" and not caught.value.retryable
     assert count(pg, pg_table) == 5
     assert pg.execute("SELECT to_regclass(%s)", (f"{pg_table}_new",)).fetchone() == (None,)
+
+
+@pytest.mark.parametrize("escape", ESCAPES)
+def test_escapes_that_do_not_write_are_refused_early(
+    env: Any, pg: psycopg.Connection[Any], pg_table: str, escape: str
+) -> None:
+    with pytest.raises(NodeError) as caught:
+        run(adapter(env).select(query(escape.format(t=pg_table))))
+
+    assert caught.value.code in ("read_only_violation", "db_error")
+    assert count(pg, pg_table) == 5
+
+
+def test_without_the_parser_a_large_object_import_is_rolled_back(
+    env: Any, pg: psycopg.Connection[Any], monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(postgres, "check_postgres", lambda sql: None)
+    objects = "SELECT count(*) FROM pg_largeobject_metadata"
+    before = pg.execute(objects).fetchone()
+    with contextlib.suppress(NodeError):
+        run(adapter(env).select(query("SELECT lo_import('/etc/hostname')")))
+    assert pg.execute(objects).fetchone() == before  # the always-ROLLBACK layer undid it
+
+
+def test_the_catalogue_is_at_least_thirty_attempts() -> None:
+    assert len(WRITES) + len(ESCAPES) >= 30
 
 
 @pytest.mark.usefixtures("side_effect_function")
