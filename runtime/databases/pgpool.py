@@ -47,6 +47,9 @@ class PoolEntry:
                 "connect_timeout": min(CONNECT_TIMEOUT_S, max(1, int(config.pool_timeout))),
                 "options": SESSION_OPTIONS,
                 "application_name": APPLICATION_NAME,
+                # DISCARD ALL drops server-side prepared statements; psycopg's automatic
+                # preparing (after 5 runs of the same text) would then use ones that are gone.
+                "prepare_threshold": None,
             },
             min_size=config.pool_size,
             max_size=config.pool_size + config.max_overflow,

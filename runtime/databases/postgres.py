@@ -99,11 +99,14 @@ class PostgresDatabase:
 
 
 async def _begin_read_only(conn: psycopg.AsyncConnection[Any], bound_ms: int) -> None:
-    await conn.execute("BEGIN READ ONLY")
-    for setting in ("statement_timeout", "lock_timeout"):
-        await conn.execute(f"SET LOCAL {setting} = {int(bound_ms)}")
-    idle_ms = int(bound_ms + CLIENT_GRACE_S * 1000 + 1000)
-    await conn.execute(f"SET LOCAL idle_in_transaction_session_timeout = {idle_ms}")
+    # Our own statements, with no parameters: one round trip over the simple protocol (the
+    # tenant's query never goes this way; it is streamed over the extended protocol).
+    bound, idle_ms = int(bound_ms), int(bound_ms + CLIENT_GRACE_S * 1000 + 1000)
+    await conn.execute(
+        f"BEGIN READ ONLY; SET LOCAL statement_timeout = {bound}; "
+        f"SET LOCAL lock_timeout = {bound}; "
+        f"SET LOCAL idle_in_transaction_session_timeout = {idle_ms}"
+    )
 
 
 async def _fetch(conn: psycopg.AsyncConnection[Any], query: Query) -> Rows:

@@ -327,3 +327,18 @@ def test_the_probe_warns_about_a_role_that_can_write(
 
     assert report.ok
     assert any(pg_table in warning for warning in report.warnings)
+
+
+def test_a_pooled_connection_serves_many_queries_in_a_row(env: Any, pg_table: str) -> None:
+    """DISCARD ALL between uses must not break psycopg's prepared-statement cache (it did,
+    from the sixth query on one connection)."""
+    db = adapter(env, pool_size=1)
+
+    async def many() -> list[int]:
+        found = []
+        for _ in range(12):
+            rows = await db.select(query(f"SELECT count(*) AS n FROM {pg_table}"))
+            found.append(rows.rows[0]["n"])
+        return found
+
+    assert run(many()) == [5] * 12
