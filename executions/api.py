@@ -74,15 +74,23 @@ def _request_hash(request: Request) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+class IdempotencyKeyReused(exceptions.APIException):
+    status_code = 422
+    default_detail = "This Idempotency-Key was used with another request; use a new key."
+    default_code = "idempotency_key_reused"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.errors = [{"field": "Idempotency-Key", "message": str(self.default_detail)}]
+
+
 def _replayed(principal: Principal, key: str, digest: str) -> Execution | None:
     """The execution an Idempotency-Key already made, if any (422 if the body differs)."""
     if not key:
         return None
     found = Execution.objects.for_tenant(principal.tenant).filter(idempotency_key=key).first()
     if found is not None and found.request_hash != digest:
-        raise exceptions.ValidationError(
-            {"Idempotency-Key": ["This key was used with another request; use a new key."]}
-        )
+        raise IdempotencyKeyReused()
     return found
 
 

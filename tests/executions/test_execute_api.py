@@ -246,3 +246,22 @@ def test_the_admin_shows_an_execution_with_its_trace(executor_key, admin_client)
     assert page.status_code == 200
     html = page.content.decode()
     assert "billing" in html and "triage" in html and "BILLING: I want a refund" in html
+
+
+def test_an_idempotency_key_returns_the_same_execution_for_the_same_body(executor_key) -> None:
+    from executions.models import Execution
+
+    client = client_for(executor_key)
+    body = {
+        "workflow": example("rules-triage"),
+        "initial_state": {"user_input": "refund", "metadata": {}},
+    }
+    first = client.post(URL, body, format="json", HTTP_IDEMPOTENCY_KEY="order-42").json()
+    again = client.post(URL, body, format="json", HTTP_IDEMPOTENCY_KEY="order-42").json()
+    assert again == first
+    assert Execution.objects.count() == 1
+    body["initial_state"]["user_input"] = "something else"
+    reused = client.post(URL, body, format="json", HTTP_IDEMPOTENCY_KEY="order-42")
+    assert reused.status_code == 422
+    assert reused.json()["errors"][0]["field"] == "Idempotency-Key"
+    assert Execution.objects.count() == 1
