@@ -149,7 +149,7 @@ def execution_run(
                 tenant=f"t{execution.tenant_id}",
                 budget=budget_left(execution.tenant),
             ),
-            timeout_seconds=execution.timeout_seconds,
+            timeout_seconds=_run_timeout(execution.timeout_seconds, background=durable),
             on_event=recorder.record,
             on_tick=recorder.tick,
             checkpointer=checkpointer if durable else None,
@@ -163,6 +163,18 @@ def execution_run(
     _finish(execution, outcome.status, outcome.final_state, outcome.error, outcome.execution_time)
     execution.refresh_from_db()
     return execution
+
+
+TASK_MARGIN_S = 15
+
+
+def _run_timeout(asked: float | None, *, background: bool) -> float | None:
+    """A background run ends as timed_out (keeping its state) before django-q2's task timeout
+    would kill its worker mid-run."""
+    if not background:
+        return asked
+    ceiling = float(settings.Q_CLUSTER["timeout"]) - TASK_MARGIN_S
+    return min(asked, ceiling) if asked else ceiling
 
 
 def _finish(
