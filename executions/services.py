@@ -155,6 +155,12 @@ def execution_run(
             checkpointer=checkpointer if durable else None,
             thread_id=execution.id,
         )
+    except asyncio.CancelledError:  # cancelled before the run itself began (while it opened)
+        recorder.flush()
+        error = {"code": "cancelled", "message": "The run was cancelled.", "node_id": None}
+        _finish(execution, Status.CANCELLED, None, error, 0)
+        execution.refresh_from_db()
+        return execution
     except Exception as exc:
         recorder.flush()
         _finish(execution, Status.FAILED, None, {"code": "internal_error", "message": str(exc)}, 0)

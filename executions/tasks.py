@@ -1,5 +1,6 @@
 """Background work on django-q2 workers. Tasks take ids, not objects, and are idempotent."""
 
+from django.db.models import Q
 from django.utils import timezone
 from django_q.tasks import async_task
 
@@ -16,10 +17,14 @@ def run_execution(execution_id: str) -> str:
     execution = Execution.objects.select_related("tenant").get(pk=execution_id)
     validated = workflow_validate(spec=execution.spec, tenant=execution.tenant)
     if not validated.valid:
+        # Also a run resumed after a crash whose spec no longer validates (a stored source was
+        # deleted, a grant withdrawn): it ends here instead of being re-queued for ever.
         error = {"code": "invalid_workflow", "message": validated.errors[0].message}
-        if Execution.objects.filter(pk=execution_id, status=Status.QUEUED).update(
-            status=Status.FAILED, error=error, finished_at=timezone.now()
-        ):
+        ended = Execution.objects.filter(pk=execution_id).filter(
+            Q(status=Status.QUEUED)
+            | Q(status=Status.RUNNING, heartbeat_at__lt=timezone.now() - heartbeat_stale())
+        )
+        if ended.update(status=Status.FAILED, error=error, finished_at=timezone.now()):
             ExecutionEvent.objects.create(
                 execution=execution, kind="end", data={"status": Status.FAILED, "error": error}
             )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from langgraph.errors import GraphRecursionError
 
@@ -83,13 +83,15 @@ async def run_workflow(
     ctx.initial = dict(values)
     limit = _limit(workflow, timeout_seconds)
     status, error = SUCCEEDED, None
-    if missing(workflow.source_kinds):  # a thread only when there is something to import
-        await asyncio.to_thread(preload, workflow.source_kinds)
-    graph, config, inputs, state = await _start(
-        workflow, initial_state(values), checkpointer, thread_id
-    )
+    graph, config, inputs, state = workflow.graph, cast(Any, {}), None, initial_state(values)
     start = ctx.clock()
     try:
+        # Inside the try: a cancel or failure while imports or the checkpoint lookup are still
+        # going ends as an outcome too, never as an exception out of the run.
+        if missing(workflow.source_kinds):  # a thread only when there is something to import
+            await asyncio.to_thread(preload, workflow.source_kinds)
+        graph, config, inputs, state = await _start(workflow, state, checkpointer, thread_id)
+        start = ctx.clock()
         async with asyncio.timeout(limit):
             async for snapshot in graph.astream(
                 inputs, config=config, context=ctx, stream_mode="values"

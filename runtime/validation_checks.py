@@ -198,6 +198,21 @@ def _check_env_refs(ctx: Context, base: Loc, config: dict[str, Any]) -> None:
             ctx.report.add(ErrorType.FORBIDDEN_SECRET_REF, msg, (*base, key))
 
 
+def _check_stored_env_refs(
+    ctx: Context, base: Loc, who: str, ref: str, config: dict[str, Any]
+) -> None:
+    """A stored source was checked when it was saved; a grant withdrawn since must still stop
+    its variable from being read, so its `*_env` names are checked again for every spec."""
+    for key, value in config.items():
+        if key.endswith("_env") and isinstance(value, str) and value and not ctx.env_ok(value):
+            msg = (
+                f"{who} uses the stored source '{ref}', which names the environment variable "
+                f"'{value}' in '{key}'; your account may no longer use it. Ask the operator to "
+                "grant it again, or point the source at a variable you were granted."
+            )
+            ctx.report.add(ErrorType.FORBIDDEN_SECRET_REF, msg, (*base, "source"))
+
+
 # --- nodes -------------------------------------------------------------------------------------
 
 
@@ -299,6 +314,8 @@ def _check_node_source(ctx: Context, base: Loc, who: str, type_name: str, parsed
     kind, config = found
     if kind not in SOURCE_CONFIGS:
         return
+    if ref not in ctx.inline_sources:
+        _check_stored_env_refs(ctx, base, who, ref, config)
     kinds = parsed.source_kinds()
     if kinds and kind not in kinds:
         needed = ", ".join(sorted(kinds))

@@ -424,6 +424,21 @@ def test_a_variable_no_longer_granted_is_never_read_or_sent(
     assert "sk-test-0123456789" not in json.dumps(report)
 
 
+def test_a_withdrawn_grant_stops_workflows_using_the_stored_source(
+    granted: Tenant, developer_key: IssuedKey
+) -> None:
+    create(developer_key, openai_body())
+    client = client_for(developer_key)
+    assert client.post(WORKFLOWS, {"spec": llm_spec("gpt")}, format="json").status_code == 201
+    granted.allowed_env = []  # the operator withdraws the grant after both were saved
+    granted.save()
+    body = client.post("/api/v1/workflows/validate", llm_spec("gpt"), format="json").json()
+    assert [e["type"] for e in body["errors"]] == ["forbidden_secret_ref"]
+    assert KEY_VAR in body["errors"][0]["message"]
+    run = client.post("/api/v1/workflows/execute", {"workflow": llm_spec("gpt")}, format="json")
+    assert run.status_code == 422
+
+
 def test_a_rejected_key_fails_the_test_without_showing_the_key(
     granted: Tenant, developer_key: IssuedKey, openai_server: FakeOpenAIServer, monkeypatch
 ) -> None:
