@@ -21,6 +21,7 @@ def run_context(
     return RunContext(
         providers={**PROVIDERS, **database_factories(settings.AGENTFLOW_SQLITE_ROOT)},
         base_urls=settings.AGENTFLOW_PROVIDER_BASE_URLS,
+        trusted_provider_hosts=frozenset(settings.AGENTFLOW_TRUSTED_PROVIDER_HOSTS),
         prices=PriceTable({**DEFAULT_PRICES, **settings.AGENTFLOW_PRICES}),
         aggregations={**AGGREGATIONS, **extra},
         store_image=store_image,

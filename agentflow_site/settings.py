@@ -245,6 +245,9 @@ AGENTFLOW_PRICES = {k: tuple(v) for k, v in env.json("AGENTFLOW_PRICES", default
 AGENTFLOW_AGGREGATIONS = env.json("AGENTFLOW_AGGREGATIONS", default={})
 # Base URLs for sources that name none, by kind: {"openai": "https://gateway.internal/v1"}.
 AGENTFLOW_PROVIDER_BASE_URLS = env.json("AGENTFLOW_PROVIDER_BASE_URLS", default={})
+# Private or loopback hosts (names, IPs, CIDRs) a tenant's own provider base_url/endpoint may
+# reach, e.g. an in-house vLLM; everything else private is refused.
+AGENTFLOW_TRUSTED_PROVIDER_HOSTS = env.list("AGENTFLOW_TRUSTED_PROVIDER_HOSTS", default=[])
 # sqlite sources name files under this directory and nowhere else.
 AGENTFLOW_SQLITE_ROOT = Path(env.str("AGENTFLOW_SQLITE_ROOT", default=str(DATA_DIR / "sqlite")))
 # A running execution whose worker has not beaten its heart for this long is taken over (s).

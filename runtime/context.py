@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from runtime.budget import Budget
+from runtime.egress_guard import EgressPolicy, check_url
 from runtime.errors import NodeError
 from runtime.events import NullObserver, RunObserver
 from runtime.pricing import DEFAULT_PRICE_TABLE, PriceTable
@@ -28,6 +29,11 @@ ImageStore = Callable[[bytes, str], Awaitable[str]]
 """Store image bytes (with their MIME type) and return the URL the tenant reads them at."""
 AggregationFunction = Callable[[Mapping[str, Any]], Any]
 ProviderFactory = Callable[[Any, EnvLookup], Any]
+
+
+PROVIDER_URL_FIELDS = ("base_url", "endpoint")
+PROVIDER_KINDS = frozenset({"openai", "openai_image", "azure_openai", "anthropic", "google"})
+"""Kinds whose SDK connects by itself to the source's URL."""
 
 
 class MaxStepsExceeded(NodeError):
@@ -62,6 +68,9 @@ class RunContext:
     aggregations: Mapping[str, AggregationFunction] = field(default_factory=_default_aggregations)
     base_urls: Mapping[str, str] = field(default_factory=dict)
     """Source kind → base URL used when a source names none (an operator's gateway or proxy)."""
+    trusted_provider_hosts: frozenset[str] = frozenset()
+    """Hosts (names, IPs or CIDRs) a tenant's own provider `base_url`/`endpoint` may point at
+    although they are private or loopback (an in-house vLLM, say); the operator's choice."""
     max_steps: int = 100
     """Node executions allowed in this run (retries of one node count once)."""
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
@@ -103,13 +112,34 @@ class RunContext:
         if pools is not None:
             await pools.close_pools()
 
+    def source_config(self, source: SourceSpec) -> Any:
+        """The source's validated config: the operator's base URL when it names none, else its
+        own URL once checked."""
+        config = SOURCE_CONFIGS[source.kind].model_validate(source.config)
+        default_url = self.base_urls.get(source.kind)
+        if default_url and getattr(config, "base_url", "") is None:
+            return config.model_copy(update={"base_url": default_url})
+        if source.kind in PROVIDER_KINDS:  # the http kind has its own door (runtime/egress.py)
+            self.check_provider_url(config)
+        return config
+
+    def check_provider_url(self, config: Any) -> None:
+        """Refuse a tenant's provider URL that reaches a private, loopback, link-local or
+        metadata address (the SDKs would connect to it with the tenant's prompts and the
+        platform's network position), unless the operator trusts that host.
+
+        The SDKs resolve the name again when they connect; the http node's egress door pins
+        the address, provider clients do not (yet), so a rebinding name could slip past this.
+        """
+        for name in PROVIDER_URL_FIELDS:
+            url = getattr(config, name, None)
+            if isinstance(url, str) and url:
+                check_url(url, EgressPolicy.from_allowed_hosts(self.trusted_provider_hosts))
+
     def adapter(self, source: SourceSpec) -> Any:
         """The provider adapter for a source, built once per run."""
         if source.id not in self._adapters:
-            config = SOURCE_CONFIGS[source.kind].model_validate(source.config)
-            default_url = self.base_urls.get(source.kind)
-            if default_url and getattr(config, "base_url", "") is None:
-                config = config.model_copy(update={"base_url": default_url})
+            config = self.source_config(source)
             factory = self.providers.get(source.kind)
             if factory is None:
                 raise NodeError(f"No adapter is installed for sources of kind '{source.kind}'.")

@@ -15,6 +15,7 @@ import ipaddress
 import socket
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import httpcore2
 from httpcore2 import AsyncNetworkBackend, AsyncNetworkStream
@@ -189,3 +190,22 @@ class PinnedBackend(AsyncNetworkBackend):
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
+
+
+def check_url(url: str, policy: EgressPolicy) -> None:
+    """Refuse a URL whose host is, or resolves to, an address the policy does not allow (for
+    clients that connect by themselves, such as the provider SDKs). Resolves synchronously."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise EgressRefused(f"Refused {url[:200]!r}: use an http:// or https:// URL with a host.")
+    guard = Guard(policy)
+    host = parts.hostname
+    guard.check_name(host)
+    if parse_ip(host) is not None or policy.names_host(host):
+        return
+    try:
+        found = {info[4][0] for info in socket.getaddrinfo(host, parts.port or 443)}
+    except OSError:
+        return  # unresolvable here: the SDK's own connection will fail and say so
+    for text in found:
+        guard._checked(host, str(text).split("%")[0])

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from runtime.context import RunContext
+from runtime.context import PROVIDER_KINDS, RunContext
 from runtime.errors import NodeError
 from runtime.providers.base import require_env
 from runtime.providers.preload import preload
@@ -142,7 +142,8 @@ async def probe_source(source: SourceSpec, ctx: RunContext) -> ProbeReport:
         report.check("supported", False, f"Sources of kind {source.kind!r} cannot be tested yet.")
         return report
     try:
-        config = SOURCE_CONFIGS[source.kind].model_validate(source.config)
+        config = ctx.source_config(source) if source.kind in PROVIDER_KINDS else None
+        config = config or SOURCE_CONFIGS[source.kind].model_validate(source.config)
         await asyncio.to_thread(preload, [source.kind])
         async with asyncio.timeout(PROBE_TIMEOUT + 5):
             await probe(config, source, ctx, report)

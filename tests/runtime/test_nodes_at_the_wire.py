@@ -11,6 +11,7 @@ from runtime.validation import validate_spec
 from tests.fakes.providers import FakeGeminiServer, FakeOpenAIServer
 
 ENV = {"KEY": "sk-test-key-0123456789"}.get
+LOCAL = frozenset({"127.0.0.1"})
 
 
 def one_node(node: dict[str, Any], source: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -30,7 +31,8 @@ def run(
     validated = validate_spec(raw)
     assert validated.valid, validated.to_dict()["errors"]
     observer = RecordingObserver()
-    context = RunContext(env=ENV, observer=observer, **ctx)
+    # The fakes run on loopback, which a tenant's provider URL may reach only when trusted.
+    context = RunContext(env=ENV, observer=observer, trusted_provider_hosts=LOCAL, **ctx)
     workflow = compile_workflow(validated, state_keys=state.keys())
     return asyncio.run(run_workflow(workflow, state, context)), observer
 
@@ -194,3 +196,33 @@ def test_a_dall_e_url_passes_through_with_the_revised_prompt(openai_server) -> N
     assert image["url"].startswith(openai_server.url)
     assert image["revised_prompt"] == "revised: a red fox"
     assert image["model"] == "dall-e-3"
+
+
+def test_a_provider_url_on_a_private_address_is_refused_unless_trusted(openai_server) -> None:
+    node = {"id": "w", "type": "llm", "metadata": {"source": "gpt", "prompt": "hi"}}
+    for url in (
+        openai_server.base_url,
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::ffff:127.0.0.1]:9/v1",
+        "http://localhost:9/v1",
+    ):
+        raw = one_node(
+            node,
+            {
+                "id": "gpt",
+                "kind": "openai",
+                "config": {
+                    "model_name": "m",
+                    "api_key_env": "KEY",
+                    "base_url": url,
+                    "max_retries": 0,
+                },
+            },
+        )
+        validated = validate_spec(raw)
+        context = RunContext(env=ENV)  # no trusted hosts
+        workflow = compile_workflow(validated, state_keys=["user_input"])
+        outcome = asyncio.run(run_workflow(workflow, {"user_input": "x"}, context))
+        assert outcome.status == "failed", url
+        assert outcome.error is not None and outcome.error["code"] == "egress_refused", url
+    assert openai_server.requests == []  # nothing reached the local server
