@@ -17,11 +17,14 @@ class ExecuteRequestSerializer(serializers.Serializer[dict[str, Any]]):
             raise serializers.ValidationError("Must be a WorkflowSpec (a JSON object).")
         return value
 
-    def validate_timeout_seconds(self, value: float) -> float:
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        timeout, sync = attrs.get("timeout_seconds"), attrs.get("mode", "sync") == "sync"
         ceiling = settings.AGENTFLOW_SYNC_TIMEOUT
-        if value > ceiling:
-            raise serializers.ValidationError(f"At most {ceiling:g} seconds for a sync run.")
-        return value
+        if sync and timeout is not None and timeout > ceiling:
+            raise serializers.ValidationError(
+                {"timeout_seconds": [f"At most {ceiling:g} seconds for a sync run."]}
+            )
+        return attrs
 
 
 class StoredExecuteRequestSerializer(serializers.Serializer[dict[str, Any]]):
@@ -32,7 +35,7 @@ class StoredExecuteRequestSerializer(serializers.Serializer[dict[str, Any]]):
     mode = serializers.ChoiceField(choices=["sync", "async"], default="sync")
     timeout_seconds = serializers.FloatField(required=False, min_value=0.001)
 
-    validate_timeout_seconds = ExecuteRequestSerializer.validate_timeout_seconds
+    validate = ExecuteRequestSerializer.validate
 
 
 class ExecuteResponseSerializer(serializers.Serializer[dict[str, Any]]):

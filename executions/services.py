@@ -113,6 +113,16 @@ def _claim(execution_id: str, worker: str) -> bool:
     stale = Execution.objects.filter(
         pk=execution_id, status=Status.RUNNING, heartbeat_at__lt=now - heartbeat_stale()
     )
+    cancelled = {"code": "cancelled", "message": "Cancelled while its worker was lost."}
+    if stale.filter(cancel_requested=True).update(
+        status=Status.CANCELLED, error=cancelled, finished_at=now
+    ):  # asked to stop, then lost its worker: end it rather than resume it
+        ExecutionEvent.objects.create(
+            execution_id=execution_id,
+            kind="end",
+            data={"status": Status.CANCELLED, "error": cancelled},
+        )
+        return False
     if stale.update(**taken):
         # Attempts the dead worker left open never finished; the resumed run records its own.
         NodeRun.objects.filter(execution_id=execution_id, status=Status.RUNNING).update(
@@ -139,7 +149,7 @@ def execution_run(
         return execution
     workflow = compile_workflow(validated, state_keys=execution.initial_state.keys())
     Execution.objects.filter(pk=execution.pk).update(spec_digest=workflow.digest)
-    recorder = _Recorder(execution)
+    recorder = _Recorder(execution, worker)
     try:
         outcome = run_in_thread(
             workflow,
@@ -158,15 +168,23 @@ def execution_run(
     except asyncio.CancelledError:  # cancelled before the run itself began (while it opened)
         recorder.flush()
         error = {"code": "cancelled", "message": "The run was cancelled.", "node_id": None}
-        _finish(execution, Status.CANCELLED, None, error, 0)
+        _finish(execution, Status.CANCELLED, None, error, 0, worker=worker)
         execution.refresh_from_db()
         return execution
     except Exception as exc:
         recorder.flush()
-        _finish(execution, Status.FAILED, None, {"code": "internal_error", "message": str(exc)}, 0)
+        internal = {"code": "internal_error", "message": str(exc)}
+        _finish(execution, Status.FAILED, None, internal, 0, worker=worker)
         raise
     recorder.flush()
-    _finish(execution, outcome.status, outcome.final_state, outcome.error, outcome.execution_time)
+    _finish(
+        execution,
+        outcome.status,
+        outcome.final_state,
+        outcome.error,
+        outcome.execution_time,
+        worker=worker,
+    )
     execution.refresh_from_db()
     return execution
 
@@ -189,10 +207,15 @@ def _finish(
     final_state: dict[str, Any] | None,
     error: dict[str, Any] | None,
     execution_time: float,
+    *,
+    worker: str,
 ) -> None:
     state = final_state or {}
     tokens, cost = int(state.get("tokens_used") or 0), float(state.get("cost") or 0)
-    Execution.objects.filter(pk=execution.pk).update(
+    # Fenced: only the worker that holds the run may end it. One whose run was taken over (its
+    # heartbeat went stale) or ended by the reaper writes nothing.
+    mine = Execution.objects.filter(pk=execution.pk, status=Status.RUNNING, worker=worker)
+    if not mine.update(
         status=status,
         final_state=final_state,
         error=error,
@@ -200,7 +223,8 @@ def _finish(
         cost=_money(cost),
         finished_at=timezone.now(),
         execution_time=execution_time,
-    )
+    ):
+        return
     end = {
         "status": status,
         "error": error,
@@ -219,8 +243,9 @@ class _Recorder:
     """Writes the trace and the event stream as a run goes, beats the heart, and tells the
     runner when a cancel was asked for."""
 
-    def __init__(self, execution: Execution) -> None:
+    def __init__(self, execution: Execution, worker: str) -> None:
         self.execution = execution
+        self.worker = worker
         self.tokens: dict[str, list[str]] = {}
         self.last_beat = timezone.now()
 
@@ -237,9 +262,11 @@ class _Recorder:
     def tick(self) -> bool:
         self.flush()
         now = timezone.now()
+        mine = Execution.objects.filter(pk=self.execution.pk, worker=self.worker)
         if now - self.last_beat >= HEARTBEAT_EVERY:
             self.last_beat = now
-            Execution.objects.filter(pk=self.execution.pk).update(heartbeat_at=now)
+            if not mine.update(heartbeat_at=now):
+                return True  # another worker took the run over: stop this one
         return Execution.objects.filter(pk=self.execution.pk, cancel_requested=True).exists()
 
     def flush(self) -> None:
