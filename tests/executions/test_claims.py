@@ -12,7 +12,7 @@ pytestmark = pytest.mark.django_db
 SPEC = {"name": "x", "start_node": "input", "nodes": [{"id": "input", "type": "input"}]}
 
 
-def execution(tenant, **fields) -> Execution:  # type: ignore[no-untyped-def]
+def execution(tenant, **fields) -> Execution:
     return Execution.objects.create(
         tenant=tenant, spec=SPEC, spec_digest="", workflow_name="x", **fields
     )
