@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import BaseModel, ValidationError
 
@@ -140,6 +141,7 @@ def _check_inline_sources(ctx: Context) -> None:
         base: Loc = ("sources", i, "config")
         clean = _without_literal_secrets(ctx, base, kind, config)
         _check_headers(ctx, base, config)
+        _check_urls(ctx, base, config)
         _check_env_refs(ctx, base, config)
         try:
             SOURCE_CONFIGS[kind].model_validate(clean)
@@ -169,6 +171,30 @@ def _without_literal_secrets(
             ErrorType.LITERAL_SECRET, f"{who} holds a credential in '{key}'. {hint}", (*base, key)
         )
     return clean
+
+
+URL_FIELDS = ("base_url", "endpoint", "token_url")
+
+
+def _check_urls(ctx: Context, base: Loc, config: dict[str, Any]) -> None:
+    """A URL may not carry a credential either: no `user:password@`, no `?api_key=…`."""
+    who, _ = subject(base, ctx.obj)
+    for key in URL_FIELDS:
+        url = config.get(key)
+        if not isinstance(url, str):
+            continue
+        try:
+            parts = urlsplit(url)
+        except ValueError:
+            continue  # the schema check reports a URL that does not parse
+        in_query = [name for name, _ in parse_qsl(parts.query) if CREDENTIAL_KEY.search(name)]
+        if parts.username or parts.password or in_query:
+            where = "its user:password part" if parts.username else f"'{in_query[0]}'"
+            msg = (
+                f"{who} holds a credential in '{key}' ({where}). Keep it in an environment "
+                "variable: set auth_method with its *_env fields, or api_key_env."
+            )
+            ctx.report.add(ErrorType.LITERAL_SECRET, msg, (*base, key))
 
 
 def _check_headers(ctx: Context, base: Loc, config: dict[str, Any]) -> None:

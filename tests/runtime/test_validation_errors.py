@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.runtime.factories import line_of, node, only, support_desk, validate_text
 
 
@@ -430,3 +432,34 @@ def test_an_input_schema_that_is_not_a_json_schema_is_invalid_metadata() -> None
         ("invalid_metadata", "input", "/nodes/0/metadata/schema")
     ]
     assert "not a valid JSON Schema" in result.errors[0].message
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://user:hunter2pass@api.example.com/v1",
+        "https://api.example.com/v1?api_key=sk-live-123",
+        "https://api.example.com/v1?x=1&token=abc",
+    ],
+)
+def test_a_credential_inside_a_url_is_a_literal_secret(url: str) -> None:
+    from runtime.validation import validate_spec
+
+    spec = {
+        "name": "s",
+        "start_node": "input",
+        "nodes": [{"id": "input", "type": "input"}],
+        "sources": [
+            {
+                "id": "gpt",
+                "kind": "openai",
+                "config": {"model_name": "m", "api_key_env": "K", "base_url": url},
+            }
+        ],
+    }
+    result = validate_spec(spec)
+    assert [(e.type, e.path) for e in result.errors] == [
+        ("literal_secret", "/sources/0/config/base_url")
+    ]
+    assert "hunter2pass" not in result.errors[0].message
+    assert "sk-live-123" not in result.errors[0].message
