@@ -24,7 +24,6 @@ from tenants.services import (
     TenantError,
     api_key_create,
     api_key_revoke,
-    audit_record,
     tenant_set_budget,
 )
 
@@ -71,17 +70,10 @@ class ApiKeyListCreateApi(_AdminOnly, ListAPIView[ApiKey]):
                 name=body.validated_data["name"],
                 expires_at=body.validated_data.get("expires_at"),
                 rate_limit=body.validated_data["rate_limit"],
+                actor=principal_of(request).actor,
             )
         except TenantError as exc:
             raise exceptions.ValidationError({"expires_at": [str(exc)]}) from exc
-        audit_record(
-            tenant=api_key.tenant,
-            actor=principal_of(request).actor,
-            action="key.create",
-            target_type="key",
-            target_id=api_key.prefix,
-            details={"role": api_key.role},
-        )
         api_key.key = secret  # type: ignore[attr-defined]
         return Response(ApiKeyCreatedSerializer(api_key).data, status=status.HTTP_201_CREATED)
 
@@ -102,14 +94,7 @@ class ApiKeyRevokeApi(_AdminOnly, APIView):
     def post(self, request: Request, prefix: str) -> Response:
         principal = principal_of(request)
         api_key = get_object_or_404(ApiKey.objects.for_tenant(principal.tenant), prefix=prefix)
-        revoked = api_key_revoke(api_key=api_key)
-        audit_record(
-            tenant=principal.tenant,
-            actor=principal.actor,
-            action="key.revoke",
-            target_type="key",
-            target_id=prefix,
-        )
+        revoked = api_key_revoke(api_key=api_key, actor=principal.actor)
         return Response(ApiKeySerializer(revoked).data)
 
 

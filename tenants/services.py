@@ -37,6 +37,7 @@ def api_key_create(
     name: str = "",
     expires_at: datetime | None = None,
     rate_limit: str = "",
+    actor: str = "cli",
 ) -> tuple[ApiKey, str]:
     """Create a key and return it with its secret, which is shown this once and never again."""
     if role not in Role.values:
@@ -51,15 +52,30 @@ def api_key_create(
         rate_limit=rate_limit,
     )
     assert isinstance(api_key, ApiKey)
+    audit_record(
+        tenant=tenant,
+        actor=actor,
+        action="key.create",
+        target_type="key",
+        target_id=api_key.prefix,
+        details={"role": role},
+    )
     return api_key, secret
 
 
 @transaction.atomic
-def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
+def api_key_revoke(*, api_key: ApiKey, actor: str = "cli") -> ApiKey:
     """Revoke a key for good (revocation cannot be undone)."""
     if not api_key.revoked:
         api_key.revoked = True
         api_key.save(update_fields=["revoked"])
+        audit_record(
+            tenant=api_key.tenant,
+            actor=actor,
+            action="key.revoke",
+            target_type="key",
+            target_id=api_key.prefix,
+        )
     return api_key
 
 

@@ -33,7 +33,6 @@ from workflows.serializers import (
 from workflows.services import (
     WorkflowBusy,
     WorkflowInvalid,
-    merge_patch,
     workflow_create,
     workflow_delete,
     workflow_update,
@@ -183,13 +182,13 @@ class WorkflowDetailApi(APIView):
     def put(self, request: Request, workflow_id: str) -> Response:
         workflow_of(principal_of(request).tenant, workflow_id)  # an unknown id is a 404 first
         body = spec_body(request, WorkflowWriteSerializer)
-        return self._save(request, workflow_id, lambda _old: body["spec"])
+        return self._save(request, workflow_id, spec=body["spec"])
 
     @extend_schema(request=WorkflowPatchSerializer, responses=WorkflowDetailSerializer)
     def patch(self, request: Request, workflow_id: str) -> Response:
         workflow_of(principal_of(request).tenant, workflow_id)  # an unknown id is a 404 first
         body = spec_body(request, WorkflowPatchSerializer)
-        return self._save(request, workflow_id, lambda old: merge_patch(old, body["spec"]))
+        return self._save(request, workflow_id, patch=body["spec"])
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, workflow_id: str) -> Response:
@@ -201,12 +200,14 @@ class WorkflowDetailApi(APIView):
             raise Conflict(str(exc)) from exc
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    def _save(self, request: Request, workflow_id: str, new_spec: Any) -> Response:
+    def _save(
+        self, request: Request, workflow_id: str, *, spec: Any = None, patch: Any = None
+    ) -> Response:
         principal = principal_of(request)
         workflow = workflow_of(principal.tenant, workflow_id)
         try:
             saved = workflow_update(
-                workflow=workflow, spec=new_spec(workflow.spec), actor=principal.actor
+                workflow=workflow, spec=spec, patch=patch, actor=principal.actor
             )
         except WorkflowInvalid as exc:
             raise invalid(exc, request) from exc

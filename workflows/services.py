@@ -84,14 +84,21 @@ def workflow_create(*, tenant: Tenant, spec: Any, actor: str) -> Workflow:
 
 
 @transaction.atomic
-def workflow_update(*, workflow: Workflow, spec: Any, actor: str) -> Workflow:
-    """Validate and save a new version; an unchanged spec saves nothing new.
+def workflow_update(
+    *, workflow: Workflow, actor: str, spec: Any = None, patch: Any = None
+) -> Workflow:
+    """Validate and save a new version from a whole `spec` or a JSON Merge Patch applied to the
+    current one; an unchanged spec saves nothing new.
+
+    The patch is applied under the row lock, to the spec as it is then: two PATCHes at once
+    both land, one version each, neither losing the other.
 
     Raises:
         WorkflowInvalid: the spec has errors; the workflow is left as it was.
     """
-    _, clean = _checked(workflow.tenant, spec)
     locked = Workflow.objects.select_for_update().get(pk=workflow.pk)
+    new_spec = merge_patch(locked.spec, patch) if patch is not None else spec
+    _, clean = _checked(locked.tenant, new_spec)
     if clean == locked.spec:
         return locked
     locked.version += 1
