@@ -231,6 +231,8 @@ SPECTACULAR_SETTINGS = {
 # --- Workflows -----------------------------------------------------------------------------------
 AGENTFLOW_MAX_SPEC_BYTES = env.int("AGENTFLOW_MAX_SPEC_BYTES", default=1024 * 1024)
 AGENTFLOW_MAX_SPEC_NODES = env.int("AGENTFLOW_MAX_SPEC_NODES", default=1000)
+# The most a spec's limits.max_steps may ask for (node executions per run).
+AGENTFLOW_MAX_STEPS = env.int("AGENTFLOW_MAX_STEPS", default=1000)
 # Environment variables every tenant's sources may name (exact, or PREFIX_* ); each tenant can be
 # granted more. The platform's own (DJANGO_*, DATABASE_URL, REDIS_URL, …) are never nameable.
 AGENTFLOW_ALLOWED_ENV = env.list("AGENTFLOW_ALLOWED_ENV", default=[])

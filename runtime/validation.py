@@ -48,6 +48,8 @@ class ValidationOptions:
     """Most nodes in one spec."""
     max_depth: int = 64
     """Deepest nesting of JSON objects and arrays."""
+    max_steps: int = 10_000
+    """The operator's ceiling on a spec's `limits.max_steps` (node executions per run)."""
     resolve_source: Callable[[str], SourceSpec | None] | None = None
     """Look up a source stored for the tenant by id; inline sources win. None: inline only."""
     env_allowed: Callable[[str], bool] | None = None

@@ -371,7 +371,19 @@ def _graph_checks(ctx: Context) -> None:
     check_graph(ctx)
 
 
+def _check_limits(ctx: Context) -> None:
+    limits = ctx.spec.limits if ctx.spec is not None else None
+    ceiling = ctx.opts.max_steps
+    if limits is not None and limits.max_steps > ceiling:
+        msg = (
+            f"limits.max_steps is {limits.max_steps:,}; this server allows at most {ceiling:,} "
+            "node executions per run. Lower it, or bound the loop that needs more."
+        )
+        ctx.report.add(ErrorType.SCHEMA, msg, ("limits", "max_steps"))
+
+
 CHECKS: tuple[Callable[[Context], None], ...] = (
+    _check_limits,
     _check_duplicate_ids,
     _check_inline_sources,
     _check_nodes,

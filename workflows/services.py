@@ -33,6 +33,7 @@ def validation_options(*, tenant: Tenant | None, only_node: str | None = None) -
     return ValidationOptions(
         max_bytes=settings.AGENTFLOW_MAX_SPEC_BYTES,
         max_nodes=settings.AGENTFLOW_MAX_SPEC_NODES,
+        max_steps=settings.AGENTFLOW_MAX_STEPS,
         env_allowed=tenant_env_allowed(tenant) if tenant is not None else None,
         resolve_source=source_resolver(tenant) if tenant is not None else None,
         only_node=only_node,

@@ -163,3 +163,16 @@ def test_the_workflow_spec_json_schema_is_published(viewer_key: IssuedKey) -> No
     assert schema["type"] == "object"
     assert {"name", "start_node", "nodes"} <= set(schema["required"])
     assert "edges" in schema["properties"]
+
+
+def test_max_steps_over_the_operators_ceiling_is_refused(viewer_key: IssuedKey, settings) -> None:
+    settings.AGENTFLOW_MAX_STEPS = 50
+    spec = _spec_naming("X")
+    spec["limits"] = {"max_steps": 1_000_000_000}
+    response = client_for(viewer_key).post(URL, spec, format="json").json()
+    errors = [(e["type"], e["path"]) for e in response["errors"]]
+    assert ("schema", "/limits/max_steps") in errors
+    spec["limits"] = {"max_steps": 50}
+    assert "/limits/max_steps" not in str(
+        client_for(viewer_key).post(URL, spec, format="json").json()
+    )
