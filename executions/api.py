@@ -118,6 +118,12 @@ def _run(
     background = body["mode"] == "async"
     try:
         with transaction.atomic():
+            # Lock the stored workflow's row: a delete (which takes the same lock and refuses
+            # while runs are active) either comes first and this run is a 404, or waits for it.
+            if workflow is not None and not (
+                Workflow.objects.select_for_update().alive().filter(pk=workflow.pk).exists()
+            ):
+                raise exceptions.NotFound(f"No workflow {workflow.id}.")
             execution = execution_create(
                 tenant=principal.tenant,
                 validated=validated,
