@@ -5,7 +5,7 @@ from typing import ClassVar
 
 from django.db import models
 
-from tenants.models import Tenant
+from tenants.models import Tenant, TenantScopedQuerySet
 
 
 def new_execution_id() -> str:
@@ -24,9 +24,8 @@ class Status(models.TextChoices):
 FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.TIMED_OUT, Status.CANCELLED)
 
 
-class ExecutionQuerySet(models.QuerySet["Execution"]):
-    def for_tenant(self, tenant: Tenant) -> "ExecutionQuerySet":
-        return self.filter(tenant=tenant)
+class ExecutionQuerySet(TenantScopedQuerySet["Execution"]):
+    pass
 
 
 class Execution(models.Model):

@@ -5,19 +5,15 @@ from typing import ClassVar
 
 from django.db import models
 
-from tenants.models import Tenant
+from tenants.models import SoftDeletedQuerySet, Tenant
 
 
 def new_source_id() -> str:
     return "src_" + secrets.token_hex(10)
 
 
-class SourceQuerySet(models.QuerySet["Source"]):
-    def for_tenant(self, tenant: Tenant) -> "SourceQuerySet":
-        return self.filter(tenant=tenant)
-
-    def alive(self) -> "SourceQuerySet":
-        return self.filter(deleted_at__isnull=True)
+class SourceQuerySet(SoftDeletedQuerySet["Source"]):
+    pass
 
 
 class Source(models.Model):

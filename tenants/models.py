@@ -1,6 +1,6 @@
 """Tenants own everything; API keys belong to one tenant and carry one role."""
 
-from typing import ClassVar
+from typing import ClassVar, Self
 
 from django.db import models
 from rest_framework_api_key.models import AbstractAPIKey, BaseAPIKeyManager
@@ -17,6 +17,20 @@ class Role(models.TextChoices):
     @classmethod
     def rank(cls, role: str) -> int:
         return list(cls.values).index(role) if role in cls.values else -1
+
+
+class TenantScopedQuerySet[M: models.Model](models.QuerySet[M]):
+    """Every tenant-owned model's queries start here: `Model.objects.for_tenant(t)`."""
+
+    def for_tenant(self, tenant: "Tenant") -> Self:
+        return self.filter(tenant=tenant)
+
+
+class SoftDeletedQuerySet[M: models.Model](TenantScopedQuerySet[M]):
+    """For models deleted softly (`deleted_at`): `alive()` leaves the deleted ones out."""
+
+    def alive(self) -> Self:
+        return self.filter(deleted_at__isnull=True)
 
 
 class TenantQuerySet(models.QuerySet["Tenant"]):

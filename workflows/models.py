@@ -5,19 +5,15 @@ from typing import ClassVar
 
 from django.db import models
 
-from tenants.models import Tenant
+from tenants.models import SoftDeletedQuerySet, Tenant
 
 
 def new_workflow_id() -> str:
     return "wf_" + secrets.token_hex(10)
 
 
-class WorkflowQuerySet(models.QuerySet["Workflow"]):
-    def for_tenant(self, tenant: Tenant) -> "WorkflowQuerySet":
-        return self.filter(tenant=tenant)
-
-    def alive(self) -> "WorkflowQuerySet":
-        return self.filter(deleted_at__isnull=True)
+class WorkflowQuerySet(SoftDeletedQuerySet["Workflow"]):
+    pass
 
 
 class Workflow(models.Model):
