@@ -239,7 +239,7 @@ class ExecutionFileApi(APIView):
     def get(self, request: Request, execution_id: str, name: str) -> FileResponse:
         tenant = principal_of(request).tenant
         execution = get_object_or_404(Execution.objects.for_tenant(tenant), pk=execution_id)
-        path = f"executions/{execution.tenant_id}/{execution.id}/{name}"
+        path = execution.file_path(name)
         if not default_storage.exists(path):
             raise exceptions.NotFound()
         content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"

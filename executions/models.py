@@ -83,6 +83,10 @@ class Execution(models.Model):
     def __str__(self) -> str:
         return self.id
 
+    def file_path(self, name: str) -> str:
+        """Where a file this run produced is kept in storage (under its tenant and run)."""
+        return f"executions/{self.tenant_id}/{self.id}/{name}"
+
 
 class NodeRun(models.Model):
     """One attempt of one node: a retried node has a row per attempt."""

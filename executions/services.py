@@ -83,7 +83,7 @@ def execution_create(
 def _image_store(execution: Execution) -> Any:
     async def store(data: bytes, mime_type: str) -> str:
         name = f"{secrets.token_hex(8)}.{IMAGE_EXTENSIONS.get(mime_type, 'bin')}"
-        path = f"executions/{execution.tenant_id}/{execution.id}/{name}"
+        path = execution.file_path(name)
         await asyncio.to_thread(default_storage.save, path, ContentFile(data))
         return f"/api/v1/executions/{execution.id}/files/{name}"
 
