@@ -116,6 +116,9 @@ class Reservation:
     """The limit that set the wait, or that can never hold the weight asked."""
     never: bool = False
     """Refused because the weight is more than the bucket holds, whatever the wait."""
+    now: float | None = None
+    """The bucket's own clock when it decided, in seconds (Redis's TIME, or this process's
+    monotonic clock): a granted slot is at `now + wait` on that clock, whatever the caller's."""
 
 
 class Limiter(Protocol):
@@ -173,7 +176,7 @@ class MemoryLimiter:
         if not force and wait > max_wait:
             return Reservation(False, wait, blocking)
         self._tats.update(tats)
-        return Reservation(True, wait, blocking)
+        return Reservation(True, wait, blocking, now=now)
 
 
 # --- in Redis --------------------------------------------------------------------------------
@@ -203,7 +206,7 @@ class RedisLimiter:
         limit = demand[index - 1][0] if index > 0 else None
         if granted < 0:
             return Reservation(False, math.inf, limit, never=True)
-        return Reservation(bool(granted), wait_us / 1e6, limit)
+        return Reservation(bool(granted), wait_us / 1e6, limit, now=int(reply[3]) / 1e6)
 
     async def adjust(self, key: str, demand: Demand) -> None:
         await self._call(key, demand, math.inf, force=True)

@@ -18,8 +18,10 @@ trap stop INT TERM EXIT
 $py manage.py qcluster & pids+=($!)
 $py -m uvicorn agentflow_site.asgi:application --host 127.0.0.1 --port "$port" \
   --no-access-log --log-level warning & pids+=($!)
-# Say it is up only once it answers.
-$py - "$port" <<'PY'
+# Say it is up only once it answers. The probe runs in the background and is waited for: a
+# Ctrl-C while a foreground child runs would be deferred until that child ends, and bash may
+# then drop it; `wait` returns at once on a trapped signal and runs `stop`.
+$py - "$port" <<'PY' &
 import sys, time, urllib.request
 for _ in range(300):
     try:
@@ -28,6 +30,7 @@ for _ in range(300):
     except OSError:
         time.sleep(0.1)
 PY
+wait $!
 echo "==> AgentFlow on http://127.0.0.1:$port (API, admin, docs) with a worker. Ctrl-C stops both."
 # Stop everything as soon as either process exits.
 wait -n "${pids[@]}"

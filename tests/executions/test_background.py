@@ -286,7 +286,7 @@ def test_cancel_stops_a_running_run_and_keeps_its_partial_state(
     took = time.monotonic() - start
     assert cancelled.status_code == 200, cancelled.text
     assert cancelled.json()["status"] == "cancelled"
-    assert took < 2
+    assert took < 20  # the chain's remaining nodes alone would take far longer
     run = Execution.objects.get(pk=execution_id)
     assert run.error is not None and run.error["code"] == "cancelled"
     assert run.final_state is not None

@@ -104,11 +104,8 @@ def test_fan_out_branches_run_in_parallel_and_the_join_runs_once() -> None:
             ("c", "join"),
         ],
     )
-    start = time.perf_counter()
     outcome, observer = run(raw)
-    took = time.perf_counter() - start
     assert outcome.status == "succeeded"
-    assert took < 0.45  # three 0.2 s branches overlap
     assert WaitNode.calls["join"] == 1
     starts = {e.node_id: e.started_at for e in observer.finished()}
     ends = {e.node_id: e.started_at.timestamp() + e.duration for e in observer.finished()}
@@ -250,10 +247,10 @@ def test_a_bad_request_is_never_retried() -> None:
 
 
 def test_a_node_over_its_timeout_fails_with_timeout() -> None:
-    raw = spec([wait("slow", seconds=2, timeout_seconds=0.05)], [("input", "slow")])
+    raw = spec([wait("slow", seconds=60, timeout_seconds=0.05)], [("input", "slow")])
     start = time.perf_counter()
     outcome, _ = run(raw)
-    assert time.perf_counter() - start < 1
+    assert time.perf_counter() - start < 30  # stopped: the node alone would take 60 s
     assert outcome.error is not None and outcome.error["code"] == "timeout"
     assert "timeout_seconds (0.05 s)" in outcome.error["message"]
 
@@ -278,13 +275,13 @@ def test_on_error_continue_records_the_error_and_goes_on() -> None:
 
 def test_the_run_timeout_stops_the_run_and_keeps_its_partial_state() -> None:
     raw = spec(
-        [wait("quick"), wait("slow", seconds=5)],
+        [wait("quick"), wait("slow", seconds=60)],
         [("input", "quick"), ("quick", "slow")],
         limits={"timeout_seconds": 0.2},
     )
     start = time.perf_counter()
     outcome, _ = run(raw)
-    assert time.perf_counter() - start < 1
+    assert time.perf_counter() - start < 30  # stopped: the slow node alone would take 60 s
     assert outcome.status == "timed_out"
     assert outcome.final_state["outputs"]["quick"] == "quick done"
 

@@ -4,6 +4,7 @@ A copy of the project starts with no environment variables at all (SQLite, ORM b
 cache); the printed curl line must answer 200 and /health must see the worker.
 """
 
+import contextlib
 import json
 import os
 import re
@@ -36,6 +37,50 @@ def _get(url: str, key: str | None = None) -> tuple[int, bytes]:
         return err.code, err.read()
 
 
+def _descendants(pid: int) -> list[int]:
+    """Every process below `pid` (serve.sh puts its children in their own process groups)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = [], [pid]
+    while frontier:
+        children = [child for child, parent in parents.items() if parent in frontier]
+        found += children
+        frontier = children
+    return found
+
+
+def _stop(server: subprocess.Popen[bytes]) -> None:
+    """Ctrl-C, as a person would; if it does not stop within a minute, kill what is left (so a
+    failing run leaves nothing behind) and fail."""
+    os.killpg(server.pid, signal.SIGINT)
+    try:
+        server.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        signals = _signal_state(server.pid)
+        for pid in [server.pid, *_descendants(server.pid)]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        server.wait(timeout=10)
+        raise AssertionError(f"Ctrl-C did not stop serve.sh within 60 s ({signals})") from None
+
+
+def _signal_state(pid: int) -> str:
+    status = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return "; ".join(line for line in status if line.startswith(("Sig", "Shd", "State")))
+
+
+def _plain_signals() -> None:
+    """The child starts as a terminal's would: no signal blocked or ignored (a test process's
+    threads may have either, and both would be inherited through exec)."""
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _wait_for(predicate, timeout: float, what: str):  # type: ignore[no-untyped-def,unused-ignore]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -61,6 +106,7 @@ def test_it_starts_with_no_variables_set_and_the_printed_curl_line_works(tmp_pat
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        preexec_fn=_plain_signals,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -69,8 +115,14 @@ def test_it_starts_with_no_variables_set_and_the_printed_curl_line_works(tmp_pat
             log.seek(0)
             return re.search(r"curl -H 'X-API-Key: (\S+)' (\S+)", log.read())
 
-        match = _wait_for(printed_curl, 60, "the demo key to be printed")
+        match = _wait_for(printed_curl, 120, "the demo key to be printed")
         key, url = match[1], match[2]
+
+        def banner() -> bool:
+            log.seek(0)
+            return "==> AgentFlow on" in log.read()
+
+        _wait_for(banner, 120, "the banner saying it is up")
         assert url == f"{base}/api/v1/me"
 
         def healthy() -> dict | None:
@@ -81,7 +133,7 @@ def test_it_starts_with_no_variables_set_and_the_printed_curl_line_works(tmp_pat
             data = json.loads(body)
             return data if status == 200 and data["status"] == "ok" else None
 
-        health = _wait_for(healthy, 60, "/health to report the worker")
+        health = _wait_for(healthy, 120, "/health to report the worker")
         assert health["dependencies"]["database"]["vendor"] == "sqlite"
         assert health["dependencies"]["redis"] == {"status": "not configured"}
         assert health["dependencies"]["workers"]["clusters"] == 1
@@ -98,8 +150,7 @@ def test_it_starts_with_no_variables_set_and_the_printed_curl_line_works(tmp_pat
         assert asset is not None and _get(base + asset[1].decode())[0] == 200
         assert (project / "var" / "db.sqlite3").exists()
     finally:
-        os.killpg(server.pid, signal.SIGINT)
-        server.wait(timeout=30)
+        _stop(server)
     log.seek(0)
     output = log.read()
     banner_end = output.index("Django admin:")
