@@ -23,7 +23,7 @@ from langgraph.graph import END, START, StateGraph  # noqa: E402
 from runtime import compiler  # noqa: E402
 from runtime.context import RunContext  # noqa: E402
 from runtime.runner import run_workflow  # noqa: E402
-from runtime.templates import render_template  # noqa: E402
+from runtime.sandbox.templates import render_template  # noqa: E402
 from runtime.validation import validate_spec  # noqa: E402
 
 

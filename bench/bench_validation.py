@@ -20,7 +20,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from runtime import expressions, templates  # noqa: E402
+from runtime.sandbox import expressions, templates  # noqa: E402
 from runtime.validation import validate_spec  # noqa: E402
 from tests.runtime.factories import chain_spec  # noqa: E402
 

@@ -92,6 +92,27 @@ class ExpressionError(NodeError):
     code = "expression_error"
 
 
+class TemplateLimitExceeded(TemplateRenderError):
+    """A template went over one of the sandbox's caps; `limit` names it (a `SandboxLimits` field,
+    or `deadline` when the node's or the run's timeout ran out first)."""
+
+    code = "template_limit"
+
+    def __init__(self, message: str, *, limit: str, node_id: str | None = None) -> None:
+        super().__init__(message, node_id=node_id)
+        self.limit = limit
+
+
+class RuleLimitExceeded(ExpressionError):
+    """A router rule went over one of the sandbox's caps; `limit` as for templates."""
+
+    code = "rule_limit"
+
+    def __init__(self, message: str, *, limit: str, node_id: str | None = None) -> None:
+        super().__init__(message, node_id=node_id)
+        self.limit = limit
+
+
 class ReadOnlyViolation(NodeError):
     code = "read_only_violation"
 
@@ -151,3 +172,47 @@ class MissingCredential(NodeError):
     """The environment variable a source names is not set where the run happens."""
 
     code = "missing_credential"
+
+
+class InvalidRequest(NodeError):
+    """A request AgentFlow will not send as it stands (a header HTTP cannot carry, text that is
+    not valid Unicode): the message names the field to change."""
+
+    code = "invalid_request"
+
+
+class InvalidCredential(NodeError):
+    """A credential's value cannot be sent (a line break or a non-ASCII character in a key)."""
+
+    code = "invalid_credential"
+
+
+class InvalidResult(NodeError):
+    """A node produced a result that is not JSON (a circular or far too deeply nested value)."""
+
+    code = "invalid_result"
+
+
+class ResultTooLarge(NodeError):
+    """One node's update to the state is larger than the operator allows."""
+
+    code = "result_too_large"
+
+
+class StateTooLarge(NodeError):
+    """The run's state has grown larger than the operator allows."""
+
+    code = "state_too_large"
+
+
+class FinalStateTooLarge(NodeError):
+    """The run's final state is larger than a response may carry; its largest values were
+    left out of it."""
+
+    code = "final_state_too_large"
+
+
+class ResourceLimit(NodeError):
+    """The work asked for more memory or nesting than the server gives one node."""
+
+    code = "resource_limit"

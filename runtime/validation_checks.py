@@ -14,11 +14,11 @@ from urllib.parse import parse_qsl, urlsplit
 from pydantic import BaseModel, ValidationError
 
 from runtime.errors import ErrorType
-from runtime.expressions import expression_problem
 from runtime.node_metadata import HOOK_TYPES, NODE_METADATA, Hooked, Loc
+from runtime.sandbox.expressions import expression_problem
+from runtime.sandbox.templates import template_problem
 from runtime.source_configs import CREDENTIAL_HEADER, CREDENTIAL_KEY, SOURCE_CONFIGS
 from runtime.spec import SourceSpec, WorkflowSpec
-from runtime.templates import template_problem
 from runtime.validation_report import (
     Report,
     dotted,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from runtime.errors import ExpressionError
-from runtime.expressions import evaluate_rule, expression_problem
+from runtime.sandbox.expressions import evaluate_rule, expression_problem
 
 
 def test_a_rule_over_state_fields_compiles_and_evaluates() -> None:
