@@ -98,11 +98,25 @@ class OpenAIImageConfig(SourceConfig):
         return self
 
 
+# The operator caps what a db source may ask for, per process (runtime/databases/limits.py).
+_POOL_SIZE = (
+    "Connections kept open between queries (opened when first needed); with max_overflow, at "
+    "most the operator's AGENTFLOW_DB_POOL_MAX_PER_SOURCE."
+)
+
+
 class PostgresConfig(SourceConfig):
     connection_string_env: EnvName
-    pool_size: int = Field(default=5, ge=1, le=100)
-    max_overflow: int = Field(default=0, ge=0, le=100)
-    pool_timeout: float = Field(default=30, gt=0, le=600)
+    pool_size: int = Field(default=5, ge=1, le=100, description=_POOL_SIZE)
+    max_overflow: int = Field(
+        default=0, ge=0, le=100, description="Connections opened past pool_size under load."
+    )
+    pool_timeout: float = Field(
+        default=30,
+        gt=0,
+        le=600,
+        description="Seconds a query waits for a connection; at most AGENTFLOW_DB_POOL_TIMEOUT.",
+    )
     statement_timeout_ms: int = Field(default=5000, gt=0, le=3_600_000)
     sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None = (
         None
@@ -111,7 +125,7 @@ class PostgresConfig(SourceConfig):
 
 class MySQLConfig(SourceConfig):
     connection_string_env: EnvName
-    pool_size: int = Field(default=5, ge=1, le=100)
+    pool_size: int = Field(default=5, ge=1, le=100, description=_POOL_SIZE)
     statement_timeout_ms: int = Field(default=5000, gt=0, le=3_600_000)
 
 

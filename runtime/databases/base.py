@@ -10,7 +10,35 @@ from runtime.errors import ConnectionFailed, DatabaseError, QueryTimeout
 from runtime.errors import ReadOnlyViolation as ReadOnlyViolationError
 
 # The database errors live in runtime/errors.py with every other; re-exported for the adapters.
-__all__ = ["ConnectionFailed", "DatabaseError", "QueryTimeout", "ReadOnlyViolationError"]
+__all__ = [
+    "ConnectionFailed",
+    "DatabaseError",
+    "PoolExhausted",
+    "QueryTimeout",
+    "ReadOnlyViolationError",
+    "RowTooLarge",
+]
+
+
+class PoolExhausted(DatabaseError):
+    """No pooled connection came free in time: the source's or the process's cap is reached.
+    A retry may find one free."""
+
+    code = "db_pool_exhausted"
+    retryable = True
+
+
+class RowTooLarge(DatabaseError):
+    """One row of the result is larger than the operator's byte cap; it was never read."""
+
+    code = "db_row_too_large"
+
+
+def row_too_large(max_bytes: int) -> RowTooLarge:
+    return RowTooLarge(
+        f"A row of the result is larger than {max_bytes} bytes, the most one db node reads "
+        "(AGENTFLOW_DB_MAX_BYTES); select fewer or shorter columns (e.g. left(col, 1000))."
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +68,3 @@ class Rows:
 
 class Database(Protocol):
     async def select(self, query: Query) -> Rows: ...
-
-
-DEFAULT_MAX_RESULT_BYTES = 5_000_000
-"""Rows past this JSON size are left out and the result is marked `truncated`."""

@@ -6,7 +6,8 @@ The layers:
 3. `SET SESSION TRANSACTION READ ONLY` and `START TRANSACTION READ ONLY`, the server's
    statement timeout (`max_statement_time` on MariaDB, `max_execution_time` on MySQL) and lock
    timeouts; the transaction is always rolled back.
-4. Rows are read unbuffered and stop at the row or byte cap.
+4. Rows are read unbuffered and stop at the row or byte cap; a row larger than the byte cap
+   is refused from its packet header, before it is read (`CappedConnection`).
 5. A client deadline (bound + grace) sends `KILL QUERY` from a second connection.
 6. `COM_RESET_CONNECTION` resets each connection before it goes back to the pool.
 
@@ -30,7 +31,8 @@ from runtime.databases.base import (
     ReadOnlyViolationError,
     Rows,
 )
-from runtime.databases.mysqlpool import MySQLPool, close_quietly, pool_for
+from runtime.databases.limits import db_limits
+from runtime.databases.mysqlpool import MySQLSource, abandon, close_quietly, source_for
 from runtime.databases.rows import RowCollector
 from runtime.databases.sqlcheck import check_mysql
 from runtime.providers.base import EnvLookup, require_env
@@ -71,31 +73,49 @@ class MySQLDatabase:
         return [tuple(row.values()) for row in rows.rows]
 
     async def _run(self, work: Any, query: Query) -> Rows:
-        pool, bound_ms, running = self._pool(), self._bound_ms(query), _Running()
-        task = asyncio.ensure_future(asyncio.to_thread(work, pool, query, bound_ms, running))
+        source, bound_ms, running = self._source(), self._bound_ms(query), _Running()
+        conn, new = await source.pool.acquire()
+        # Once started, the worker gives the connection back itself, however this side ends.
+        task = asyncio.ensure_future(
+            asyncio.to_thread(work, source, conn, new, query, bound_ms, running)
+        )
         try:
             done, _ = await asyncio.wait({task}, timeout=bound_ms / 1000 + CLIENT_GRACE_S)
         except asyncio.CancelledError:
-            await asyncio.to_thread(_kill, pool, running)
+            await asyncio.to_thread(_kill, source, running)
             raise
         if task in done:
             return task.result()  # type: ignore[no-any-return]
-        await asyncio.to_thread(_kill, pool, running)
+        await asyncio.to_thread(_kill, source, running)
         task.add_done_callback(lambda t: t.exception())  # the worker's error is ours below
         raise QueryTimeout(_timeout_message(bound_ms))
 
-    def _select(self, pool: MySQLPool, query: Query, bound_ms: int, running: _Running) -> Rows:
+    def _select(
+        self,
+        source: MySQLSource,
+        conn: Any,
+        new: bool,
+        query: Query,
+        bound_ms: int,
+        running: _Running,
+    ) -> Rows:
         import pymysql
 
-        conn = pool.acquire()
         reusable = False
         try:
+            if not new:
+                conn = _alive(conn, source)
             with running.lock:
                 running.thread_id = conn.thread_id()
-            _begin_read_only(conn, pool, bound_ms)
-            rows, drained = _fetch(conn, query)
+            _begin_read_only(conn, source, bound_ms)
+            rows, drained = _fetch(conn, query, db_limits().max_bytes)
+            if not drained:
+                # The rest of the result is still on its way, and PyMySQL would read all of it
+                # before sending anything else: drop the connection (the server rolls back).
+                abandon(conn)
+                return rows
             conn.rollback()
-            reusable = drained and _reset(conn)
+            reusable = _reset(conn)
             return rows
         except pymysql.err.MySQLError as exc:
             raise _translate(exc, bound_ms) from exc
@@ -108,21 +128,31 @@ class MySQLDatabase:
             with running.lock:
                 running.thread_id = None
                 reusable = reusable and not running.killed
-            pool.release(conn, reusable=reusable)
+            source.pool.release(conn, reusable=reusable)
 
-    def _pool(self) -> MySQLPool:
+    def _source(self) -> MySQLSource:
         env_name = self.config.connection_string_env
         dsn = require_env(self.env, env_name, source_kind=self.kind)
-        return pool_for(dsn, env_name, self.config.pool_size, self.config.statement_timeout_ms)
+        return source_for(dsn, env_name, self.config)
 
     def _bound_ms(self, query: Query) -> int:
         limit = self.config.statement_timeout_ms
         return min(query.timeout_ms, limit) if query.timeout_ms else limit
 
 
-def _begin_read_only(conn: Any, pool: MySQLPool, bound_ms: int) -> None:
+def _alive(conn: Any, source: MySQLSource) -> Any:
+    """The idle connection if it still answers, else a new one in its place."""
+    try:
+        conn.ping(reconnect=False)
+    except Exception:
+        close_quietly(conn)
+        return source.connect()
+    return conn
+
+
+def _begin_read_only(conn: Any, source: MySQLSource, bound_ms: int) -> None:
     seconds = max(1, math.ceil(bound_ms / 1000))
-    if pool.server and pool.server.mariadb:
+    if source.server and source.server.mariadb:
         timeout = f"max_statement_time = {bound_ms / 1000:.3f}"
     else:
         timeout = f"max_execution_time = {int(bound_ms)}"
@@ -138,17 +168,26 @@ def _begin_read_only(conn: Any, pool: MySQLPool, bound_ms: int) -> None:
             cursor.execute(statement)
 
 
-def _fetch(conn: Any, query: Query) -> tuple[Rows, bool]:
+def _fetch(conn: Any, query: Query, max_bytes: int) -> tuple[Rows, bool]:
     """The rows, and whether the result was read to its end (else the connection is dropped)."""
     import pymysql.cursors
 
     cursor = conn.cursor(pymysql.cursors.SSCursor)
-    cursor.execute(query.sql, dict(query.params) or None)
-    collector = RowCollector([d[0] for d in cursor.description or ()], query)
-    while (row := cursor.fetchone()) is not None:
-        if not collector.add(row):
-            return collector.result(), False
-    return collector.result(), True
+    conn.packet_cap = max_bytes
+    try:
+        cursor.execute(query.sql, dict(query.params) or None)
+        collector = RowCollector(
+            [d[0] for d in cursor.description or ()],
+            max_rows=query.max_rows,
+            offset=query.offset,
+            max_bytes=max_bytes,
+        )
+        while (row := cursor.fetchone()) is not None:
+            if not collector.add(row):
+                return collector.result(), False
+        return collector.result(), True
+    finally:
+        conn.packet_cap = None
 
 
 def _reset(conn: Any) -> bool:
@@ -162,13 +201,13 @@ def _reset(conn: Any) -> bool:
     return True
 
 
-def _kill(pool: MySQLPool, running: _Running) -> None:
+def _kill(source: MySQLSource, running: _Running) -> None:
     with running.lock:
         if running.thread_id is None:
             return
         running.killed = True
         thread_id = running.thread_id
-    conn = pool.connect()
+    conn = source.connect()
     try:
         with conn.cursor() as cursor:
             cursor.execute("KILL QUERY %s", (thread_id,))

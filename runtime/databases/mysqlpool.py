@@ -1,28 +1,34 @@
-"""A small thread-safe pool of PyMySQL connections per MySQL/MariaDB source.
+"""MySQL/MariaDB connections for the db node: one `MySQLSource` per source config per event
+loop, its connections in a process-wide `Pool` (runtime/databases/pool.py: lazy, capped,
+shared by runs).
 
-PyMySQL is synchronous: connections are used from worker threads (`asyncio.to_thread`), so the
-pool is guarded by a lock and a semaphore rather than tied to an event loop. Pools are keyed by
-a hash of the connection string, which is never logged or put in a message.
+PyMySQL is synchronous: connections are opened and used in worker threads
+(`asyncio.to_thread`); the pool only counts and hands them out. Sources are keyed by a hash of
+the connection string, which is never logged or put in a message.
+
+PyMySQL reads a row whole, however large, before the cursor sees it: `CappedConnection`
+refuses a packet (a row) larger than the byte cap from its length header, before reading it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-import threading
 from contextlib import suppress
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from runtime.databases.base import ConnectionFailed, DatabaseError
+from runtime.databases.base import ConnectionFailed, DatabaseError, row_too_large
+from runtime.databases.limits import db_limits
+from runtime.databases.pool import Pool, PoolSettings, holder_for
+from runtime.source_configs import MySQLConfig
 
 SCHEMES = ("mysql", "mysql+pymysql", "mariadb")
 CONNECT_TIMEOUT_S = 10
 READ_TIMEOUT_PAD_S = 30
 """A socket read never waits longer than the source's statement timeout plus this."""
-
-_POOLS: dict[str, MySQLPool] = {}
-_POOLS_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,57 +37,32 @@ class ServerInfo:
     version: str
 
 
-class MySQLPool:
-    def __init__(self, params: dict[str, Any], size: int, wait_s: float) -> None:
+class MySQLSource:
+    def __init__(self, params: dict[str, Any], config: MySQLConfig) -> None:
+        limits = db_limits()
+        size = min(config.pool_size, limits.max_per_source)
         self.params = params
-        self.wait_s = wait_s
-        self._idle: list[Any] = []
-        self._lock = threading.Lock()
-        self._slots = threading.BoundedSemaphore(size)
         self.server: ServerInfo | None = None
-
-    def acquire(self) -> Any:
-        """A live connection (idle one pinged, or a new one); blocks for a free slot."""
-        if not self._slots.acquire(timeout=self.wait_s):
-            raise ConnectionFailed(
-                f"Every pooled connection to the mysql source stayed busy for {self.wait_s:g} s."
-            )
-        try:
-            return self._idle_connection() or self._connect()
-        except BaseException:
-            self._slots.release()
-            raise
-
-    def release(self, conn: Any, *, reusable: bool) -> None:
-        if reusable and conn.open:
-            with self._lock:
-                self._idle.append(conn)
-        else:
-            close_quietly(conn)
-        self._slots.release()
+        self.pool: Pool[Any] = Pool(
+            PoolSettings(
+                "mysql",
+                max_size=size,
+                keep=size,
+                timeout=limits.pool_timeout,
+                asked=config.pool_size,
+            ),
+            open=self._open,
+            close=_close,
+        )
 
     def connect(self) -> Any:
-        """A connection outside the pool's slots (used to KILL a runaway query)."""
-        return self._connect()
-
-    def _idle_connection(self) -> Any:
-        while True:
-            with self._lock:
-                if not self._idle:
-                    return None
-                conn = self._idle.pop()
-            try:
-                conn.ping(reconnect=False)
-                return conn
-            except Exception:
-                close_quietly(conn)
-
-    def _connect(self) -> Any:
+        """A new connection (blocking; in a worker thread). Also used outside the pool, to
+        KILL a runaway query."""
         import pymysql
         from pymysql.constants import CLIENT
 
         try:
-            conn = pymysql.connect(**self.params, client_flag=0, local_infile=False)
+            conn = capped_connection_class()(**self.params, client_flag=0, local_infile=False)
         except pymysql.err.MySQLError as exc:
             raise ConnectionFailed(
                 f"Could not connect to the mysql source: {_reason(exc)}."
@@ -93,15 +74,47 @@ class MySQLPool:
             self.server = ServerInfo(mariadb="mariadb" in version.lower(), version=version)
         return conn
 
+    async def _open(self) -> Any:
+        return await asyncio.to_thread(self.connect)
 
-def pool_for(dsn: str, env_name: str, size: int, statement_timeout_ms: int) -> MySQLPool:
-    key = hashlib.sha256(f"{dsn}\0{size}\0{statement_timeout_ms}".encode()).hexdigest()
-    with _POOLS_LOCK:
-        if key not in _POOLS:
-            params = parse_dsn(dsn, env_name)
-            params["read_timeout"] = statement_timeout_ms / 1000 + READ_TIMEOUT_PAD_S
-            _POOLS[key] = MySQLPool(params, size, wait_s=CONNECT_TIMEOUT_S * 3)
-        return _POOLS[key]
+
+def source_for(dsn: str, env_name: str, config: MySQLConfig) -> MySQLSource:
+    """The running loop's source for this connection string and settings, made on first use."""
+    key = hashlib.sha256(f"mysql\0{dsn}\0{config.model_dump_json()}".encode()).hexdigest()
+
+    def make() -> MySQLSource:
+        params = parse_dsn(dsn, env_name)
+        params["read_timeout"] = config.statement_timeout_ms / 1000 + READ_TIMEOUT_PAD_S
+        return MySQLSource(params, config)
+
+    return holder_for(key, make)
+
+
+@cache
+def capped_connection_class() -> type[Any]:
+    """PyMySQL's Connection, refusing a packet larger than `packet_cap` before reading it."""
+    import pymysql.connections
+
+    class CappedConnection(pymysql.connections.Connection):  # type: ignore[misc]
+        packet_cap: int | None = None
+        """Set while a result is read; None otherwise."""
+        _packet_bytes = 0
+
+        def _read_packet(self, *args: Any, **kwargs: Any) -> Any:
+            self._packet_bytes = 0
+            return super()._read_packet(*args, **kwargs)
+
+        def _read_bytes(self, num_bytes: int) -> Any:
+            if self.packet_cap is not None:
+                # A row over 16 MB comes as several packets: their sum is what is capped.
+                self._packet_bytes += num_bytes
+                if self._packet_bytes > self.packet_cap:
+                    cap, self.packet_cap = self.packet_cap, None
+                    abandon(self)  # the row is still on the wire
+                    raise row_too_large(cap)
+            return super()._read_bytes(num_bytes)
+
+    return CappedConnection
 
 
 def parse_dsn(dsn: str, env_name: str) -> dict[str, Any]:
@@ -139,6 +152,26 @@ def _option(name: str, value: str, env_name: str) -> dict[str, Any]:
         f"The connection string in {env_name} has an option this adapter does not know: {name}. "
         "Known: charset, ssl, ssl_ca, ssl_cert, ssl_key."
     )
+
+
+def abandon(conn: Any) -> None:
+    """Close a connection in the middle of a result, without reading the rest of it."""
+    _stop_reading(conn)
+    with suppress(Exception):
+        conn._force_close()
+
+
+def _close(conn: Any) -> None:
+    # It may come back in the middle of a result (an error while reading): not a byte more.
+    _stop_reading(conn)
+    close_quietly(conn)
+
+
+def _stop_reading(conn: Any) -> None:
+    # PyMySQL would otherwise read the rest of an unbuffered result before closing.
+    result = getattr(conn, "_result", None)
+    if result is not None:
+        result.unbuffered_active = False
 
 
 def close_quietly(conn: Any) -> None:

@@ -1,146 +1,147 @@
-"""One psycopg pool per PostgreSQL source (connection string + pool settings), per event loop.
+"""PostgreSQL connections for the db node: one `PgSource` per source config per event loop, its
+connections in a process-wide `Pool` (runtime/databases/pool.py: lazy, capped, shared by runs).
 
-Pools are keyed by a hash of the connection string, never the string itself: it holds a
-password, and nothing here logs it or puts it in a message. A pool belongs to the event loop
-that created it (its workers are tasks of that loop), so each loop gets its own.
+Sources are keyed by a hash of the connection string, never the string itself: it holds a
+password, and nothing here logs it or puts it in a message (`scrub` removes it from the
+driver's). Each source's connections carry `application_name = "agentflow-db-node <hash>"`,
+so an operator can tell them apart in `pg_stat_activity`.
 
-psycopg_pool makes a waiting client wait `pool_timeout` even when the server refuses every
-connection; a `PoolEntry` also listens for connect failures, so a dead server fails the
-request as soon as an attempt fails, with the driver's reason.
+A connection coming back is rolled back and reset (`DISCARD ALL`) in the background before
+anyone may take it again; a dead idle connection is noticed by the first statement sent on it
+(the node's `BEGIN`) and replaced, so a checkout costs no extra round trip.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
-from typing import Any, Self
+from typing import Any
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from runtime.databases.base import ConnectionFailed
+from runtime.databases.limits import db_limits
+from runtime.databases.pool import Pool, PoolSettings, holder_for
+from runtime.databases.pool import close_pools as close_pools
 from runtime.source_configs import PostgresConfig
 
 CONNECT_TIMEOUT_S = 10
 SESSION_OPTIONS = "-c default_transaction_read_only=on"
 APPLICATION_NAME = "agentflow-db-node"
 
-_POOLS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, PoolEntry]] = (
-    weakref.WeakKeyDictionary()
-)
+AsyncConnection = psycopg.AsyncConnection[Any]
 
 
-class PoolEntry:
-    def __init__(self, conninfo: str, config: PostgresConfig) -> None:
+class PgSource:
+    def __init__(self, conninfo: str, config: PostgresConfig, key: str) -> None:
+        limits = db_limits()
+        asked = config.pool_size + config.max_overflow
+        size = min(asked, limits.max_per_source)
+        timeout = min(config.pool_timeout, limits.pool_timeout)
+        self.application_name = f"{APPLICATION_NAME} {key[:12]}"
+        self._conninfo = conninfo
         self._secrets = _secrets(conninfo)
-        self._next_failure: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self.timeout = config.pool_timeout
-        self.pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
-            conninfo,
-            connection_class=_recording_connection(self),
-            kwargs={
-                "autocommit": True,  # transactions are explicit: BEGIN READ ONLY … ROLLBACK
-                "connect_timeout": min(CONNECT_TIMEOUT_S, max(1, int(config.pool_timeout))),
-                "options": SESSION_OPTIONS,
-                "application_name": APPLICATION_NAME,
-                # DISCARD ALL drops server-side prepared statements; psycopg's automatic
-                # preparing (after 5 runs of the same text) would then use ones that are gone.
-                "prepare_threshold": None,
-            },
-            min_size=config.pool_size,
-            max_size=config.pool_size + config.max_overflow,
-            timeout=config.pool_timeout,
-            check=AsyncConnectionPool.check_connection,
-            reset=_discard_all,
-            open=False,
-            name=f"postgres-{_digest(conninfo)[:12]}",
+        self._connect_timeout = min(CONNECT_TIMEOUT_S, max(1, int(timeout)))
+        self.pool: Pool[AsyncConnection] = Pool(
+            PoolSettings(
+                "postgres",
+                max_size=size,
+                keep=min(config.pool_size, size),
+                timeout=timeout,
+                asked=asked,
+                asked_by="pool_size + max_overflow",
+            ),
+            open=self._open,
+            close=_close,
+            reset=_reset,
         )
 
     @asynccontextmanager
-    async def connection(self, kind: str) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-        """A checked, reset connection, or `ConnectionFailed` naming the source kind."""
-        conn = await self._checkout(kind)
+    async def transaction(
+        self, begin: Callable[[AsyncConnection], Awaitable[None]]
+    ) -> AsyncIterator[AsyncConnection]:
+        """A pooled connection on which `begin` succeeded; given back (and reset) after."""
+        conn = await self._begun(begin)
         try:
             yield conn
         finally:
-            await self.pool.putconn(conn)
-
-    def connect_failed(self, exc: Exception) -> None:
-        future, self._next_failure = (
-            self._next_failure,
-            self._next_failure.get_loop().create_future(),
-        )
-        if not future.done():
-            future.set_result(self.scrub(str(exc).strip().splitlines()[0]))
+            self.pool.release(conn, reusable=not conn.closed)
 
     def scrub(self, text: str) -> str:
         for secret in self._secrets:
             text = text.replace(secret, "***")
         return text
 
-    async def _checkout(self, kind: str) -> psycopg.AsyncConnection[Any]:
-        if self.pool.closed:
-            await self.pool.open(wait=False)
-        failure = self._next_failure
-        getter: asyncio.Future[psycopg.AsyncConnection[Any]]
-        getter = asyncio.ensure_future(self.pool.getconn())
-        racers: list[asyncio.Future[Any]] = [getter, failure]
-        await asyncio.wait(racers, return_when=asyncio.FIRST_COMPLETED)
-        if getter.done():
-            return await self._got(getter, kind)
-        getter.cancel()
-        with suppress(asyncio.CancelledError, PoolTimeout):
-            return await getter  # it arrived while being cancelled
-        raise ConnectionFailed(f"Could not connect to the {kind} source: {failure.result()}.")
+    async def _begun(self, begin: Callable[[AsyncConnection], Awaitable[None]]) -> AsyncConnection:
+        while True:
+            conn, new = await self.pool.acquire()
+            try:
+                await begin(conn)
+                return conn
+            except psycopg.OperationalError:
+                self.pool.release(conn, reusable=not conn.closed)
+                if new or not conn.closed:
+                    raise
+                # An idle connection died meanwhile (server restart, terminated): next one.
+            except BaseException:
+                self.pool.release(conn, reusable=not conn.closed)
+                raise
 
-    async def _got(
-        self, getter: asyncio.Future[psycopg.AsyncConnection[Any]], kind: str
-    ) -> psycopg.AsyncConnection[Any]:
+    async def _open(self) -> AsyncConnection:
         try:
-            return getter.result()
-        except PoolTimeout:
+            return await psycopg.AsyncConnection.connect(
+                self._conninfo,
+                autocommit=True,  # transactions are explicit: BEGIN READ ONLY … ROLLBACK
+                connect_timeout=self._connect_timeout,
+                options=SESSION_OPTIONS,
+                application_name=self.application_name,
+                # DISCARD ALL drops server-side prepared statements; psycopg's automatic
+                # preparing (after 5 runs of the same text) would then use ones that are gone.
+                prepare_threshold=None,
+            )
+        except psycopg.OperationalError as exc:
+            reason = self.scrub(str(exc).strip().splitlines()[0] if str(exc).strip() else "")
             raise ConnectionFailed(
-                f"Could not get a connection to the {kind} source within {self.timeout:g} s: "
-                "the server is slow to accept connections or every pooled one is busy."
+                f"Could not connect to the postgres source: {reason or type(exc).__name__}."
             ) from None
 
 
-def pool_for(conninfo: str, config: PostgresConfig) -> PoolEntry:
-    """The pool for this connection string and settings in the running loop, made on first use."""
-    pools = _POOLS.setdefault(asyncio.get_running_loop(), {})
-    key = _digest(f"{conninfo}\0{config.model_dump_json()}")
-    if key not in pools:
-        pools[key] = PoolEntry(conninfo, config)
-    return pools[key]
+def source_key(conninfo: str, config: PostgresConfig) -> tuple[str, str]:
+    """`(conninfo, key)`: the key names one pool, and is not secret (a hash)."""
+    return conninfo, _digest(f"postgres\0{conninfo}\0{config.model_dump_json()}")
 
 
-async def close_pools() -> None:
-    """Close the running loop's pools (call before the loop ends: `asyncio.run` per task)."""
-    pools = _POOLS.pop(asyncio.get_running_loop(), {})
-    for entry in pools.values():
-        await entry.pool.close()
+def source_for(conninfo: str, key: str, config: PostgresConfig) -> PgSource:
+    """The running loop's source for `source_key(conninfo, config)`, made on first use."""
+    return holder_for(key, lambda: PgSource(conninfo, config, key))
 
 
-async def _discard_all(conn: psycopg.AsyncConnection[Any]) -> None:
-    # Prepared statements, temp tables, advisory locks, SET/SET ROLE: nothing outlives a use.
-    await conn.execute("DISCARD ALL")
+async def _reset(conn: AsyncConnection) -> bool:
+    # Whatever the node left open is rolled back; then prepared statements, temp tables,
+    # advisory locks, SET/SET ROLE: nothing outlives a use.
+    status = conn.info.transaction_status
+    if conn.closed or status not in (_IDLE, _INTRANS, _INERROR):
+        return False
+    try:
+        if status != _IDLE:
+            await conn.execute("ROLLBACK")
+        await conn.execute("DISCARD ALL")
+    except psycopg.Error:
+        return False
+    return True
 
 
-def _recording_connection(entry: PoolEntry) -> type[psycopg.AsyncConnection[Any]]:
-    class RecordingConnection(psycopg.AsyncConnection[Any]):
-        @classmethod
-        async def connect(cls, *args: Any, **kwargs: Any) -> Self:
-            try:
-                return await super().connect(*args, **kwargs)
-            except psycopg.OperationalError as exc:
-                entry.connect_failed(exc)
-                raise
+def _close(conn: AsyncConnection) -> None:
+    # AsyncConnection.close() never awaits: it is libpq's PQfinish. Calling that directly lets
+    # any thread close an idle connection (the process-wide cap takes one from another loop).
+    conn.pgconn.finish()
 
-    return RecordingConnection
+
+_IDLE = psycopg.pq.TransactionStatus.IDLE
+_INTRANS = psycopg.pq.TransactionStatus.INTRANS
+_INERROR = psycopg.pq.TransactionStatus.INERROR
 
 
 def _secrets(conninfo: str) -> list[str]:

@@ -6,9 +6,12 @@ The layers, each beaten alone somewhere, together:
    binds every value there (never spliced into the text).
 3. `BEGIN READ ONLY` + `SET LOCAL` statement, lock and idle timeouts; the session default is
    read-only too (`default_transaction_read_only`), and the transaction is always rolled back.
-4. Rows stream in and stop at the row or byte cap (the rest of the query is cancelled).
+4. The query runs nested in ours (`bounded_sql`): the server sends at most the page's rows, and
+   fails a row larger than the byte cap before sending it (libpq only ever holds whole rows,
+   so the client could not stop one half-way). Rows stream in one at a time and stop at the
+   byte cap (the rest of the query is cancelled).
 5. A client deadline (bound + grace) cancels the query on the server if its timeout did not.
-6. `DISCARD ALL` resets every connection before the pool hands it out again.
+6. `ROLLBACK` and `DISCARD ALL` reset every connection before the pool hands it out again.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import aclosing, asynccontextmanager
+from functools import partial
 from typing import Any
 
 import psycopg
@@ -29,16 +33,19 @@ from runtime.databases.base import (
     QueryTimeout,
     ReadOnlyViolationError,
     Rows,
+    row_too_large,
 )
-from runtime.databases.pgpool import PoolEntry, pool_for
+from runtime.databases.limits import db_limits
+from runtime.databases.pgpool import PgSource, source_for, source_key
 from runtime.databases.rows import RowCollector
-from runtime.databases.sqlcheck import check_postgres
+from runtime.databases.sqlcheck import check_postgres, pg_statement_text
 from runtime.providers.base import EnvLookup, require_env
 from runtime.source_configs import PostgresConfig
 
 CLIENT_GRACE_S = 0.5
 """How long after the server's own timeout the client gives up and cancels the query."""
-STREAM_CHUNK = 100
+ROW_TOO_LARGE = "agentflow_row_too_large"
+"""The marker of the error the server raises for a row past the byte cap (see `bounded_sql`)."""
 
 
 class PostgresDatabase:
@@ -47,14 +54,16 @@ class PostgresDatabase:
     def __init__(self, config: PostgresConfig, env: EnvLookup) -> None:
         self.config = config
         self.env = env
+        self._source_key: tuple[str, str] | None = None
+        """The connection string and its pool's key, worked out once per adapter (per run)."""
 
     async def select(self, query: Query) -> Rows:
         check_postgres(query.sql)
-        bound_ms = self._bound_ms(query)
-        async with self._transaction(bound_ms) as conn:
+        bound_ms, max_bytes = self._bound_ms(query), db_limits().max_bytes
+        async with self._transaction(bound_ms, max_bytes) as conn:
             try:
                 async with asyncio.timeout(bound_ms / 1000 + CLIENT_GRACE_S):
-                    return await _fetch(conn, query)
+                    return await _fetch(conn, query, max_bytes)
             except TimeoutError:
                 # psycopg sent a cancel when the task was cancelled; the connection is closed
                 # below rather than trusted again.
@@ -63,7 +72,8 @@ class PostgresDatabase:
 
     async def run_admin(self, sql: str) -> list[tuple[Any, ...]]:
         """Run one trusted, read-only query of ours (the source test), not a node's."""
-        async with self._transaction(self.config.statement_timeout_ms) as conn:
+        timeout_ms = self.config.statement_timeout_ms
+        async with self._transaction(timeout_ms, db_limits().max_bytes) as conn:
             cursor = await conn.execute(sql)
             return await cursor.fetchall()
 
@@ -73,16 +83,17 @@ class PostgresDatabase:
         return min(query.timeout_ms, limit) if query.timeout_ms else limit
 
     @asynccontextmanager
-    async def _transaction(self, bound_ms: int) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-        entry = pool_for(self._conninfo(), self.config)
-        async with entry.connection(self.kind) as conn:
-            try:
-                await _begin_read_only(conn, bound_ms)
+    async def _transaction(
+        self, bound_ms: int, max_bytes: int
+    ) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        if self._source_key is None:
+            self._source_key = source_key(self._conninfo(), self.config)
+        source = source_for(*self._source_key, self.config)
+        try:
+            async with source.transaction(partial(_begin_read_only, bound_ms=bound_ms)) as conn:
                 yield conn
-            except psycopg.Error as exc:
-                raise _translate(exc, bound_ms, entry) from exc
-            finally:
-                await _rollback(conn)
+        except psycopg.Error as exc:
+            raise _translate(exc, bound_ms, max_bytes, source) from exc
 
     def _conninfo(self) -> str:
         dsn = require_env(self.env, self.config.connection_string_env, source_kind=self.kind)
@@ -98,7 +109,7 @@ class PostgresDatabase:
         return psycopg.conninfo.make_conninfo("", **params)
 
 
-async def _begin_read_only(conn: psycopg.AsyncConnection[Any], bound_ms: int) -> None:
+async def _begin_read_only(conn: psycopg.AsyncConnection[Any], *, bound_ms: int) -> None:
     # Our own statements, with no parameters: one round trip over the simple protocol (the
     # tenant's query never goes this way; it is streamed over the extended protocol).
     bound, idle_ms = int(bound_ms), int(bound_ms + CLIENT_GRACE_S * 1000 + 1000)
@@ -109,36 +120,50 @@ async def _begin_read_only(conn: psycopg.AsyncConnection[Any], bound_ms: int) ->
     )
 
 
-async def _fetch(conn: psycopg.AsyncConnection[Any], query: Query) -> Rows:
+def bounded_sql(sql: str, *, max_rows: int, offset: int, max_bytes: int) -> str:
+    """The tenant's SELECT nested in ours: the page's rows only, each one checked on the server.
+
+    A row whose size (stored, or as text: a compressed value is small stored but not as sent)
+    passes `max_bytes` makes the server raise an error naming `ROW_TOO_LARGE` instead of
+    sending it. The error's text is built from the row, so the planner cannot fold it into a
+    constant and raise it for every query. A `LIMIT`/`OFFSET` over an ordered subquery keeps
+    its order; `q.*` keeps duplicate and unnamed columns as they are.
+    """
+    # `w.*`, never a bare `w`: that would name a column `w` of the query if it had one.
+    size = f"pg_column_size(w.*) > {max_bytes} OR octet_length((w.*)::text) > {max_bytes}"
+    fail = f"('{ROW_TOO_LARGE} ' || pg_column_size(w.*))::int IS NULL"
+    return (
+        f"SELECT w.* FROM (SELECT q.* FROM (\n{pg_statement_text(sql)}\n) q "
+        f"LIMIT {int(max_rows) + 1} OFFSET {int(offset)}) w "
+        f"WHERE CASE WHEN {size} THEN {fail} ELSE true END"
+    )
+
+
+async def _fetch(conn: psycopg.AsyncConnection[Any], query: Query, max_bytes: int) -> Rows:
     cursor = conn.cursor()
-    chunk = STREAM_CHUNK if psycopg.capabilities.has_stream_chunked() else 1
     collector: RowCollector | None = None
-    # stream() forces the extended protocol, so the server accepts exactly one statement.
-    stream = cursor.stream(query.sql, dict(query.params) or None, size=chunk)
+    sql = bounded_sql(query.sql, max_rows=query.max_rows, offset=query.offset, max_bytes=max_bytes)
+    # stream() forces the extended protocol, so the server accepts exactly one statement; one
+    # row at a time, since a chunk of rows each just under the cap could be many times it.
+    stream = cursor.stream(sql, dict(query.params) or None, size=1)
     async with aclosing(stream) as rows:  # type: ignore[type-var]
         async for row in rows:
             if collector is None:
-                collector = RowCollector(_columns(cursor), query)
+                collector = _collector(cursor, query, max_bytes)
             if not collector.add(row):
                 break
-    return (collector or RowCollector(_columns(cursor), query)).result()
+    return (collector or _collector(cursor, query, max_bytes)).result()
 
 
-def _columns(cursor: psycopg.AsyncCursor[Any]) -> list[str]:
-    return [column.name for column in cursor.description or ()]
+def _collector(cursor: psycopg.AsyncCursor[Any], query: Query, max_bytes: int) -> RowCollector:
+    columns = [column.name for column in cursor.description or ()]
+    return RowCollector(columns, max_rows=query.max_rows, max_bytes=max_bytes)
 
 
-async def _rollback(conn: psycopg.AsyncConnection[Any]) -> None:
-    if conn.closed or conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
-        return
-    try:
-        await conn.execute("ROLLBACK")
-    except psycopg.Error:
-        await conn.close()  # the pool replaces a closed connection
-
-
-def _translate(exc: psycopg.Error, bound_ms: int, entry: PoolEntry) -> Exception:
-    detail = entry.scrub(getattr(exc.diag, "message_primary", None) or str(exc))
+def _translate(exc: psycopg.Error, bound_ms: int, max_bytes: int, source: PgSource) -> Exception:
+    detail = source.scrub(getattr(exc.diag, "message_primary", None) or str(exc))
+    if isinstance(exc, pg_errors.InvalidTextRepresentation) and ROW_TOO_LARGE in detail:
+        return row_too_large(max_bytes)
     if isinstance(exc, pg_errors.ReadOnlySqlTransaction | pg_errors.ActiveSqlTransaction):
         return ReadOnlyViolationError(f"The db node only reads; PostgreSQL refused: {detail}.")
     if isinstance(exc, pg_errors.QueryCanceled | pg_errors.LockNotAvailable):

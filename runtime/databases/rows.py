@@ -1,7 +1,9 @@
 """Collect a query's rows the same way for every adapter: page offset, row cap, byte cap.
 
 Adapters stream rows from the driver into a `RowCollector` and stop as soon as it says it is
-full, so a huge result is never read into memory.
+full, so a huge result is never read into memory. Each adapter also keeps the driver from
+reading one oversized row whole (see postgres.py and mysql.py); a row that still gets here
+larger than the whole cap fails the same way.
 """
 
 from __future__ import annotations
@@ -15,21 +17,28 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-from runtime.databases.base import DEFAULT_MAX_RESULT_BYTES, Query, Rows
+from runtime.databases.base import Rows, row_too_large
+from runtime.databases.limits import db_limits
 
 
 class RowCollector:
-    """Skip `query.offset` rows, keep up to `query.max_rows`, and notice when more exist."""
+    """Skip `offset` rows, keep up to `max_rows` and `max_bytes` (as JSON), and notice when
+    more exist (`truncated`).
+
+    Raises (from `add`):
+        RowTooLarge: one row alone is larger than `max_bytes`.
+    """
 
     def __init__(
-        self, columns: list[str], query: Query, max_bytes: int = DEFAULT_MAX_RESULT_BYTES
+        self, columns: list[str], *, max_rows: int, offset: int = 0, max_bytes: int | None = None
     ) -> None:
         self.columns = columns
         self.rows: list[dict[str, Any]] = []
         self.truncated = False
-        self._to_skip = query.offset
-        self._max_rows = query.max_rows
-        self._bytes_left = max_bytes
+        self._to_skip = offset
+        self._max_rows = max_rows
+        self._max_bytes = db_limits().max_bytes if max_bytes is None else max_bytes
+        self._bytes_left = self._max_bytes
 
     def add(self, values: Sequence[Any]) -> bool:
         """Take one row; False once the collector is full (the caller stops fetching)."""
@@ -40,7 +49,10 @@ class RowCollector:
             self.truncated = True
             return False
         row = {name: json_safe(value) for name, value in zip(self.columns, values, strict=True)}
-        self._bytes_left -= len(json.dumps(row, ensure_ascii=False))
+        size = len(json.dumps(row, ensure_ascii=False).encode())
+        if size > self._max_bytes:
+            raise row_too_large(self._max_bytes)
+        self._bytes_left -= size
         if self._bytes_left < 0:
             self.truncated = True
             return False

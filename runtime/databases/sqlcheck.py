@@ -8,6 +8,7 @@ so the read-only transaction, the timeouts and the role still do the real enforc
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
 from runtime.databases.base import DatabaseError, ReadOnlyViolationError
@@ -64,6 +65,12 @@ PG_WRITE_NODES = frozenset(
 )
 
 
+CACHED_TEXTS = 1024
+"""Query texts whose check is remembered: a workflow runs the same few again and again (the
+parse costs about a millisecond). Only texts that pass are remembered."""
+
+
+@lru_cache(maxsize=CACHED_TEXTS)
 def check_postgres(sql: str) -> None:
     """Accept exactly one plain SELECT in PostgreSQL's grammar.
 
@@ -103,6 +110,7 @@ def _check_mysql_words(sql: str) -> None:
         )
 
 
+@lru_cache(maxsize=CACHED_TEXTS)
 def check_mysql(sql: str) -> None:
     """Accept exactly one plain SELECT in MySQL's grammar (sqlglot's `mysql` dialect).
 
@@ -123,6 +131,22 @@ def check_mysql(sql: str) -> None:
             raise _not_a_select(type(statement).__name__.upper())
         _check_mysql_tree(statement)
     _one_statement(len(statements))
+
+
+@lru_cache(maxsize=CACHED_TEXTS)
+def pg_statement_text(sql: str) -> str:
+    """The statement without the `;` that may end it, to be nested as a subquery (a trailing
+    `-- comment` stays: the caller puts a line break after the text)."""
+    from pglast.parser import ParseError, scan
+
+    try:
+        tokens = [t for t in scan(sql) if t.name not in ("SQL_COMMENT", "C_COMMENT")]
+    except ParseError:
+        return sql
+    end = len(tokens)
+    while end and tokens[end - 1].name == "ASCII_59":  # `;`
+        end -= 1
+    return sql if end == len(tokens) else sql[: tokens[end].start]
 
 
 def _check_pg_tree(statement: Any) -> None:

@@ -1,7 +1,8 @@
 """SQLite sources: a file under the operator's SQLite root, opened read-only, for demos.
 
 Read-only three ways: the file is opened with `mode=ro`, `PRAGMA query_only` is on, and the
-driver runs exactly one statement per call. A progress handler enforces the timeout.
+driver runs exactly one statement per call. A progress handler enforces the timeout, and
+SQLite's own length limit keeps any one value under the byte cap.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from runtime.databases.base import (
     QueryTimeout,
     ReadOnlyViolationError,
     Rows,
+    row_too_large,
 )
+from runtime.databases.limits import db_limits
 from runtime.source_configs import SQLiteConfig
 
 WRITE_ERRORS = re.compile(r"readonly|read-only|query_only|attempt to write", re.IGNORECASE)
@@ -40,7 +43,9 @@ class SQLiteDatabase:
             raise DatabaseError(f"The SQLite file {self.path.name} does not exist.")
         deadline = time.monotonic() + (query.timeout_ms or DEFAULT_TIMEOUT_MS) / 1000
         conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+        max_bytes = db_limits().max_bytes
         try:
+            conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, max_bytes)
             conn.execute("PRAGMA query_only = ON")
             conn.set_progress_handler(lambda: int(time.monotonic() > deadline), 1000)
             cursor = conn.execute(PYFORMAT.sub(r":\1", query.sql), dict(query.params))
@@ -50,6 +55,8 @@ class SQLiteDatabase:
             fetched = cursor.fetchmany(query.max_rows + 1)
         except sqlite3.OperationalError as exc:
             raise _error(exc, time.monotonic() > deadline) from exc
+        except sqlite3.DataError as exc:  # a string or blob past SQLITE_LIMIT_LENGTH
+            raise row_too_large(max_bytes) from exc
         except (sqlite3.Error, sqlite3.Warning) as exc:  # e.g. several statements, bad binding
             raise DatabaseError(f"SQLite refused the query: {exc}") from exc
         finally:

@@ -1,11 +1,15 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 import psycopg
 import pytest
 
+from runtime import loop as runtime_loop
+from runtime.databases.limits import DBLimits, configure, db_limits
+from runtime.databases.pool import close_pools
 from tests.runtime.databases.helpers import MYSQL_DSN, PG_DSN, unavailable, unique
 
 
@@ -61,3 +65,18 @@ def my_table(my: Any) -> Iterator[str]:
 @pytest.fixture
 def env() -> Any:
     return {"PG_URL": PG_DSN, "MYSQL_URL": MYSQL_DSN}.get
+
+
+@pytest.fixture
+def limits() -> Iterator[Callable[..., DBLimits]]:
+    """Set the operator's database ceilings for one test (`limits(max_per_source=2)`)."""
+    before = db_limits()
+    yield partial(configure, before)
+    configure(before)
+
+
+@pytest.fixture
+def runtime_pools() -> Iterator[None]:
+    """Close the pools a test opened on the process's runtime loop (they outlive runs)."""
+    yield
+    runtime_loop.run(close_pools(shutdown=True))

@@ -176,12 +176,14 @@ def test_a_dead_server_fails_clearly_and_retryably_without_the_password() -> Non
 
 
 def test_the_pool_recovers_when_its_connections_are_killed(env: Any, my: Any) -> None:
-    db = adapter(env, pool_size=1)
-    thread_id = run(db.select(query("SELECT CONNECTION_ID() AS id"))).rows[0]["id"]
-    with my.cursor() as cursor:
-        cursor.execute("KILL %s", (thread_id,))
+    async def scenario() -> list[dict[str, Any]]:
+        db = adapter(env, pool_size=1)
+        thread_id = (await db.select(query("SELECT CONNECTION_ID() AS id"))).rows[0]["id"]
+        with my.cursor() as cursor:
+            cursor.execute("KILL %s", (thread_id,))
+        return (await db.select(query("SELECT 2 AS two"))).rows
 
-    assert run(db.select(query("SELECT 2 AS two"))).rows == [{"two": 2}]
+    assert run(scenario()) == [{"two": 2}]
 
 
 def test_the_probe_warns_about_an_administrator(env: Any) -> None:
