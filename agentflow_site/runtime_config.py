@@ -7,9 +7,11 @@ from runtime.aggregations import AGGREGATIONS
 from runtime.budget import Budget
 from runtime.context import ImageStore, RunContext
 from runtime.databases import database_factories
+from runtime.databases import limits as db_limits
 from runtime.pricing import DEFAULT_PRICES, PriceTable
 from runtime.providers import PROVIDERS
 from runtime.ratelimit import MEMORY, RedisLimiter
+from runtime.sandbox import limits as sandbox_limits
 
 
 def run_context(
@@ -29,4 +31,11 @@ def run_context(
         limiter=RedisLimiter(settings.REDIS_URL) if settings.REDIS_URL else MEMORY,
         max_rate_wait=settings.AGENTFLOW_MAX_RATE_WAIT,
         budget=budget or Budget(),
+        limits=settings.AGENTFLOW_RUN_LIMITS,
     )
+
+
+def configure_runtime() -> None:
+    """Hand the operator's process-wide caps to runtime/ (once, at start)."""
+    db_limits.configure(settings.AGENTFLOW_DB_LIMITS)
+    sandbox_limits.configure(settings.AGENTFLOW_SANDBOX_LIMITS)

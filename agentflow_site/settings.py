@@ -4,13 +4,18 @@ With nothing set it runs on embedded defaults: SQLite (WAL), the django-q2 ORM b
 database cache. DATABASE_URL and REDIS_URL move it to PostgreSQL and Redis with no code change.
 """
 
+import dataclasses
 import sys
 from pathlib import Path
+from typing import Any, cast
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
 from agentflow_site import __version__
+from runtime.databases.limits import DBLimits
+from runtime.limits import RunLimits
+from runtime.sandbox.limits import SandboxLimits, setting_name
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 INSECURE_DEV_SECRET_KEY = "django-insecure-agentflow-development-key-do-not-deploy"
@@ -258,6 +263,58 @@ AGENTFLOW_HEARTBEAT_STALE = env.float("AGENTFLOW_HEARTBEAT_STALE", default=20.0)
 AGENTFLOW_MAX_RATE_WAIT = env.float("AGENTFLOW_MAX_RATE_WAIT", default=30.0)
 # Longest a synchronous execute may run, whatever the spec or request asks (seconds).
 AGENTFLOW_SYNC_TIMEOUT = env.float("AGENTFLOW_SYNC_TIMEOUT", default=300.0)
+
+
+# --- What one run, and one process, may take: operator caps a spec cannot raise ----------------
+# (runtime/limits.py and runtime/databases/limits.py say what each one bounds and which error a
+# run gets when it is reached.)
+def _number(name: str, default: float) -> Any:
+    """The variable as a number of the default's type, or ImproperlyConfigured naming it."""
+    raw = env.str(name, default="")
+    if raw == "":
+        return default
+    try:
+        return type(default)(raw)
+    except ValueError:
+        kind = "a whole number" if isinstance(default, int) else "a number"
+        raise ImproperlyConfigured(f"{name} must be {kind}: {raw!r}") from None
+
+
+def _limits(factory: Any, values: dict[str, Any]) -> Any:
+    try:
+        return factory(**values)
+    except ValueError as exc:
+        raise ImproperlyConfigured(str(exc)) from None
+
+
+AGENTFLOW_RUN_LIMITS = _limits(
+    RunLimits,
+    {
+        "max_state_bytes": _number("AGENTFLOW_MAX_STATE_BYTES", 32 * 1024 * 1024),
+        "max_result_bytes": _number("AGENTFLOW_MAX_RESULT_BYTES", 8 * 1024 * 1024),
+        "max_final_state_bytes": _number("AGENTFLOW_MAX_FINAL_STATE_BYTES", 16 * 1024 * 1024),
+        "max_parallel_nodes": _number("AGENTFLOW_MAX_PARALLEL_NODES", 16),
+    },
+)
+# Templates (Jinja) and router rules (CEL): AGENTFLOW_<field> for each SandboxLimits field.
+AGENTFLOW_SANDBOX_LIMITS = _limits(
+    SandboxLimits,
+    {
+        field.name: _number(setting_name(field.name), cast(float, field.default))
+        for field in dataclasses.fields(SandboxLimits)
+    },
+)
+AGENTFLOW_DB_LIMITS = _limits(
+    DBLimits,
+    {
+        "max_per_source": _number("AGENTFLOW_DB_POOL_MAX_PER_SOURCE", 10),
+        "max_total": _number("AGENTFLOW_DB_POOL_MAX_TOTAL", 20),
+        "pool_timeout": _number("AGENTFLOW_DB_POOL_TIMEOUT", 10.0),
+        "idle_timeout": _number("AGENTFLOW_DB_POOL_IDLE_TIMEOUT", 300.0),
+        "max_rows": _number("AGENTFLOW_DB_MAX_ROWS", 10_000),
+        "max_bytes": _number("AGENTFLOW_DB_MAX_BYTES", 5_000_000),
+    },
+)
 
 # --- Logging: JSON lines with the request id and the tenant; secrets scrubbed -------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

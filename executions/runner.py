@@ -1,20 +1,23 @@
 """Run a workflow for an execution row and record its trace as it happens.
 
-The graph runs on its own thread with its own event loop; node events come back over a queue
-and this (the caller's) thread writes them, so every row is written through the caller's
-database connection and no ORM call happens inside the event loop. Between events this thread
-also beats the heart and checks for a cancel request, which stops the run within half a second.
+The graph runs on the process's runtime loop (`runtime.loop`: one thread and event loop per
+process, shared by every run, so database pools and SDK clients outlive a run); node events
+come back over a queue and this (the caller's) thread writes them, so every row is written
+through the caller's database connection and no ORM call happens inside the event loop. Between
+events this thread also beats the heart and checks for a cancel request, which stops the run
+within half a second.
 """
 
 import asyncio
+import concurrent.futures
 import queue
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
+from runtime import loop
 from runtime.compiler import CompiledWorkflow
 from runtime.context import RunContext
 from runtime.events import NodeFinished, NodeStarted
@@ -59,7 +62,7 @@ class _Handle:
             self.loop.call_soon_threadsafe(self.task.cancel)
 
 
-def run_in_thread(
+def run_observed(
     workflow: CompiledWorkflow,
     values: dict[str, Any],
     ctx: RunContext,
@@ -70,14 +73,13 @@ def run_in_thread(
     checkpointer: Checkpointer | None = None,
     thread_id: str | None = None,
 ) -> RunOutcome:
-    """Run the workflow on a worker thread, calling `on_event` here for each event, in order.
+    """Run the workflow on the runtime loop, calling `on_event` here for each event, in order.
 
     `on_tick` runs here every TICK seconds without events (and between events); when it returns
     True the run is cancelled and ends with status `cancelled`, keeping its partial state.
     """
     events: queue.Queue[object] = queue.Queue()
     ctx.observer = _QueueObserver(events)
-    result: dict[str, Any] = {}
     handle = _Handle()
 
     async def main() -> RunOutcome:
@@ -94,27 +96,20 @@ def run_in_thread(
                 thread_id=thread_id,
             )
 
-    def target() -> None:
-        try:
-            result["outcome"] = asyncio.run(main())
-        except BaseException as exc:  # handed to the caller's thread below
-            result["error"] = exc
-        finally:
-            events.put(_DONE)
-
-    thread = threading.Thread(target=target, name="agentflow-run", daemon=True)
-    thread.start()
+    # Cancelled through its task, not the future: the task's own outcome (status `cancelled`,
+    # with the partial state) is what the caller records.
+    future = loop.submit(main())
+    future.add_done_callback(lambda _: events.put(_DONE))
     for event in _drain(events):
         if event is None:
             if on_tick():
                 handle.cancel()
             continue
         on_event(event)
-    thread.join()
-    if "error" in result:
-        raise result["error"]
-    outcome: RunOutcome = result["outcome"]
-    return outcome
+    try:
+        return future.result()
+    except concurrent.futures.CancelledError:  # cancelled before run_workflow began
+        raise asyncio.CancelledError from None
 
 
 def _drain(events: "queue.Queue[object]") -> Iterator[Event | None]:

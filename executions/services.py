@@ -19,7 +19,7 @@ from django.utils import timezone
 from agentflow_site.runtime_config import run_context
 from executions.checkpoints import checkpointer
 from executions.models import Execution, ExecutionEvent, NodeRun, Status
-from executions.runner import Event, TokenEvent, run_in_thread
+from executions.runner import Event, TokenEvent, run_observed
 from executions.selectors import budget_left
 from runtime.compiler import compile_workflow
 from runtime.events import NodeFinished, NodeStarted
@@ -151,7 +151,7 @@ def execution_run(
     Execution.objects.filter(pk=execution.pk).update(spec_digest=workflow.digest)
     recorder = _Recorder(execution, worker)
     try:
-        outcome = run_in_thread(
+        outcome = run_observed(
             workflow,
             execution.initial_state,
             run_context(

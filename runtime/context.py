@@ -16,11 +16,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from runtime.budget import Budget
-from runtime.egress_guard import EgressPolicy, check_url
-from runtime.errors import NodeError
+from runtime.egress_guard import EgressPolicy, EgressRefused, check_url
+from runtime.errors import InvalidResult, NodeError
 from runtime.events import NullObserver, RunObserver
+from runtime.limits import DEFAULT_LIMITS, RunLimits, check_state, json_size, update_size
+from runtime.loop import on_runtime_loop
 from runtime.pricing import DEFAULT_PRICE_TABLE, PriceTable
 from runtime.providers.base import EnvLookup
+from runtime.providers.shared import AdapterKey, SharedAdapters, adapter_key, shared_adapters
 from runtime.ratelimit import Limiter, default_limiter
 from runtime.source_configs import SOURCE_CONFIGS
 from runtime.spec import SourceSpec
@@ -34,6 +37,9 @@ ProviderFactory = Callable[[Any, EnvLookup], Any]
 PROVIDER_URL_FIELDS = ("base_url", "endpoint")
 PROVIDER_KINDS = frozenset({"openai", "openai_image", "azure_openai", "anthropic", "google"})
 """Kinds whose SDK connects by itself to the source's URL."""
+SHARED_KINDS = PROVIDER_KINDS
+"""Kinds whose adapters hold an SDK client worth keeping between runs on the runtime loop
+(an http source opens a client per request; database pools are kept by runtime.databases)."""
 
 
 class MaxStepsExceeded(NodeError):
@@ -84,12 +90,34 @@ class RunContext:
     """What the tenant may still spend today (checked before every provider call)."""
     max_rate_wait: float = 30.0
     """The longest a node waits for a queue's bucket before failing with `rate_limited`."""
+    limits: RunLimits = DEFAULT_LIMITS
+    """The operator's caps on the state's size, one result's, the final state's, and the
+    nodes running at once."""
     initial: Mapping[str, Any] = field(default_factory=dict)
     """The caller's initial state, as given (set by the runner; the input node checks it)."""
     steps: int = 0
+    state_bytes: int = 0
+    """Bytes written to the state so far (the initial state and every node's update)."""
     rate_waits: dict[str, float] = field(default_factory=dict, repr=False)
     """Seconds each node's queue gate waited before it ran; the node's trace takes them."""
     _adapters: dict[str, Any] = field(default_factory=dict, repr=False)
+    _owned: list[Any] = field(default_factory=list, repr=False)
+    """Adapters this run built and closes at its end."""
+    _leases: list[AdapterKey] = field(default_factory=list, repr=False)
+    """Keys of the shared adapters this run uses (runtime loop only)."""
+    _shared: SharedAdapters | None = field(default=None, repr=False)
+    _slots: asyncio.Semaphore | None = field(default=None, repr=False)
+
+    def node_slots(self) -> asyncio.Semaphore:
+        """The run's `max_parallel_nodes` slots; a node holds one while it runs.
+
+        Not LangGraph's `max_concurrency`: that bounds the branches too (langgraph 1.2), but a
+        failing branch then leaves every waiting one as a never-awaited coroutine (a
+        RuntimeWarning each), while here the waiting tasks are cancelled like any other.
+        """
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.limits.max_parallel_nodes)
+        return self._slots
 
     def count_step(self, node_id: str) -> None:
         self.steps += 1
@@ -100,15 +128,40 @@ class RunContext:
                 node_id=node_id,
             )
 
+    def count_initial(self, state: Mapping[str, Any]) -> None:
+        """Start the state's byte count from the state the run starts (or resumes) from."""
+        try:
+            self.state_bytes = json_size(state)
+        except (ValueError, TypeError, RecursionError) as exc:
+            raise InvalidResult(f"The initial state is not JSON: {exc}") from None
+        check_state(self.state_bytes, self.limits, None)
+
+    def count_update(self, node_id: str, update: Mapping[str, Any]) -> None:
+        """Check a node's update against the limits, then count it as written.
+
+        Raises:
+            ResultTooLarge, StateTooLarge, InvalidResult: the update breaks a limit.
+        """
+        size = update_size(node_id, update, self.limits)
+        check_state(self.state_bytes + size, self.limits, node_id)
+        self.state_bytes += size
+
     async def aclose(self) -> None:
-        """Close what this run opened on its event loop: SDK clients and database pools."""
-        for adapter in self._adapters.values():
+        """Close what this run opened on its event loop: SDK clients and database pools. Shared
+        adapters (runtime loop) are handed back open, for the next run."""
+        leases, self._leases = self._leases, []
+        if self._shared is not None:
+            self._shared.release(leases)
+        owned, self._owned = self._owned, []
+        self._adapters.clear()
+        for adapter in owned:
             close = getattr(adapter, "aclose", None)
             if close is not None:
                 await close()
-        self._adapters.clear()
+        if self._shared is not None:
+            await self._shared.trim()
         await self.limiter.aclose()
-        pools = sys.modules.get("runtime.databases.pgpool")
+        pools = sys.modules.get("runtime.databases.pool")  # imported by any run that used one
         if pools is not None:
             await pools.close_pools()
 
@@ -133,15 +186,31 @@ class RunContext:
         """
         for name in PROVIDER_URL_FIELDS:
             url = getattr(config, name, None)
-            if isinstance(url, str) and url:
+            if not isinstance(url, str) or not url:
+                continue
+            try:
                 check_url(url, EgressPolicy.from_allowed_hosts(self.trusted_provider_hosts))
+            except EgressRefused as exc:
+                raise EgressRefused(f"The source's {name} is refused. {exc.message}") from None
 
     def adapter(self, source: SourceSpec) -> Any:
-        """The provider adapter for a source, built once per run."""
+        """The provider adapter for a source: built once per run, or on the runtime loop leased
+        from the adapters its runs share (SDK kinds)."""
         if source.id not in self._adapters:
             config = self.source_config(source)
             factory = self.providers.get(source.kind)
             if factory is None:
                 raise NodeError(f"No adapter is installed for sources of kind '{source.kind}'.")
-            self._adapters[source.id] = factory(config, self.env)
+            if source.kind in SHARED_KINDS and on_runtime_loop():
+                self._adapters[source.id] = self._lease(source.kind, factory, config)
+            else:
+                self._adapters[source.id] = adapter = factory(config, self.env)
+                self._owned.append(adapter)
         return self._adapters[source.id]
+
+    def _lease(self, kind: str, factory: ProviderFactory, config: Any) -> Any:
+        key, credentials = adapter_key(self.tenant, kind, factory, config, self.env)
+        self._shared = self._shared or shared_adapters()
+        adapter = self._shared.acquire(key, lambda: factory(config, credentials))
+        self._leases.append(key)
+        return adapter

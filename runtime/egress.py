@@ -26,7 +26,7 @@ from pydantic import JsonValue
 
 from runtime.egress_guard import EgressPolicy, EgressRefused, Guard, PinnedBackend, system_resolve
 from runtime.egress_guard import Resolver as Resolver
-from runtime.errors import NodeError
+from runtime.errors import InvalidCredential, InvalidRequest, NodeError
 from runtime.source_configs import CREDENTIAL_HEADER
 
 DEFAULT_MAX_BYTES = 5 * 1024 * 1024
@@ -35,6 +35,9 @@ SCHEMES = frozenset({"http", "https"})
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _DOT_SEGMENT = re.compile(r"(?:^|/)(?:\.|%2e){1,2}(?:/|$)", re.IGNORECASE)
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 token
+# Visible ASCII, with spaces and tabs inside only: no line break, no control character.
+_HEADER_VALUE = re.compile(r"(?:[\x21-\x7e](?:[\t\x20-\x7e]*[\x21-\x7e])?)?")
 
 __all__ = [
     "Credentials",
@@ -169,6 +172,7 @@ class Egress:
 
     def _first_hop(self, request: OutboundRequest) -> _Hop:
         url = self._checked_url(request.url).copy_merge_params(dict(request.query))
+        _check_headers(request)
         headers = dict(request.headers)
         content: bytes | None = None
         if request.form is not None:
@@ -225,6 +229,37 @@ class Egress:
         trusted = hop.trusted and origin_of(url) == trusted_origin
         headers = {k: v for k, v in hop.headers.items() if content or k.lower() != "content-type"}
         return _Hop(method, url, headers, content, trusted)
+
+
+def header_problem(name: str, value: str) -> str | None:
+    """Why HTTP cannot carry this header as it stands, or None (never quoting the value)."""
+    if not _HEADER_NAME.fullmatch(name):
+        return (
+            f"the header name {name[:100]!r} is not one HTTP allows (letters, digits and "
+            "!#$%&'*+-.^_`|~ only)"
+        )
+    if not _HEADER_VALUE.fullmatch(value):
+        return (
+            f"the value of the header {name!r} holds a line break, a control character, a "
+            "non-ASCII character or a space at either end, which HTTP headers cannot carry"
+        )
+    return None
+
+
+def _check_headers(request: OutboundRequest) -> None:
+    """Refuse before sending what the HTTP library would refuse mid-request (as a connection
+    failure, with the value — maybe a credential — in its message)."""
+    for name, value in request.headers.items():
+        problem = header_problem(name, value)
+        if problem:
+            raise InvalidRequest(f"Not sent: {problem}.")
+    for name, value in request.credentials.headers.items():
+        problem = header_problem(name, value)
+        if problem:
+            raise InvalidCredential(
+                f"Not sent: {problem}. It comes from the source's credentials: check the "
+                "variables its auth settings name (api_key_env, token_env, …) and api_key_header."
+            )
 
 
 def _with_credentials(hop: _Hop, credentials: Credentials) -> httpx2.URL:
@@ -288,7 +323,7 @@ def decode_body(content: bytes, headers: httpx2.Headers) -> Any:
     if kind == "application/json" or kind.endswith("+json"):
         try:
             return json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested too deeply to read
             return text
     return text
 

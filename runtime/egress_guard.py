@@ -195,7 +195,11 @@ class PinnedBackend(AsyncNetworkBackend):
 def check_url(url: str, policy: EgressPolicy) -> None:
     """Refuse a URL whose host is, or resolves to, an address the policy does not allow (for
     clients that connect by themselves, such as the provider SDKs). Resolves synchronously."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises for a port that is not a number from 0 to 65535
+    except ValueError as exc:
+        raise EgressRefused(f"Refused {url[:200]!r}: it is not a valid URL ({exc}).") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise EgressRefused(f"Refused {url[:200]!r}: use an http:// or https:// URL with a host.")
     guard = Guard(policy)
@@ -204,7 +208,11 @@ def check_url(url: str, policy: EgressPolicy) -> None:
     if parse_ip(host) is not None or policy.names_host(host):
         return
     try:
-        found = {info[4][0] for info in socket.getaddrinfo(host, parts.port or 443)}
+        found = {info[4][0] for info in socket.getaddrinfo(host, port or 443)}
+    except UnicodeError:  # the IDNA codec refuses the name (an empty or a 64+ character label)
+        raise EgressRefused(
+            f"Refused {url[:200]!r}: {host[:100]!r} is not a valid host name."
+        ) from None
     except OSError:
         return  # unresolvable here: the SDK's own connection will fail and say so
     for text in found:

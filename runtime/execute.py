@@ -1,16 +1,19 @@
-"""One node's run inside a workflow: step count, retries, timeout, events, `on_error`."""
+"""One node's run inside a workflow: step count, retries, timeout, size limits, events,
+`on_error`."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping
 from typing import Any
 
 from runtime.context import RunContext
-from runtime.errors import NodeError, NodeTimeout
+from runtime.errors import InvalidRequest, NodeError, NodeTimeout, ResourceLimit
 from runtime.events import NodeFinished, NodeStarted
 from runtime.nodes.base import Node, NodeOutput, State
 from runtime.policies import NO_RETRY, RetryPolicy, retrying
+from runtime.sandbox.limits import evaluation_deadline
 
 
 class InternalNodeError(NodeError):
@@ -25,38 +28,49 @@ def _policy(node: Node) -> RetryPolicy:
 
 
 async def execute_node(node: Node, node_type: str, state: State, ctx: RunContext) -> dict[str, Any]:
-    """Run `node` as SPEC §2 says and return its update to the state.
+    """Run `node` as SPEC §2 says and return its update to the state, once one of the run's
+    `max_parallel_nodes` slots is free (a branch beyond them waits; it does not fail).
 
     Raises:
         NodeError: the node failed (after its retries) and its `on_error` is `fail`.
     """
+    async with ctx.node_slots():
+        return await _execute(node, node_type, state, ctx)
+
+
+async def _execute(node: Node, node_type: str, state: State, ctx: RunContext) -> dict[str, Any]:
     ctx.count_step(node.node_id)
     policy = _policy(node)
     try:
         if policy.max_attempts == 1:  # the common case needs no retry machinery
-            output = await _attempt(node, node_type, state, ctx, 1)
+            update = await _attempt(node, node_type, state, ctx, 1)
         else:
             async for attempt in retrying(policy, ctx.sleep):
                 with attempt:
                     number = attempt.retry_state.attempt_number
-                    output = await _attempt(node, node_type, state, ctx, number)
+                    update = await _attempt(node, node_type, state, ctx, number)
     except NodeError as error:
         if node.meta.on_error == "continue":
             return _failed_update(node, error)
         raise
-    return _update(node, output)
+    return update
 
 
 async def _attempt(
     node: Node, node_type: str, state: State, ctx: RunContext, attempt: int
-) -> NodeOutput:
+) -> dict[str, Any]:
     started_at, start = ctx.now(), ctx.clock()
     gate_wait = ctx.rate_waits.pop(node.node_id, None)
     await ctx.observer.node_started(NodeStarted(node.node_id, node_type, attempt, started_at))
     limit = node.meta.timeout_seconds
     try:
-        async with asyncio.timeout(limit) as deadline:
-            output = await node.run(state, ctx)
+        # asyncio's timeout cannot stop work that holds the thread (a template or a rule being
+        # evaluated); the sandbox reads the same deadline and stops itself.
+        with evaluation_deadline(time.monotonic() + limit if limit else None):
+            async with asyncio.timeout(limit) as deadline:
+                output = await node.run(state, ctx)
+                update = _update(node, output)
+                ctx.count_update(node.node_id, update)  # before the trace records the result
     except Exception as exc:  # every failure becomes a NodeError, recorded, then raised
         error = _as_node_error(node, exc, expired=deadline.expired(), limit=limit)
         await ctx.observer.node_finished(
@@ -86,7 +100,7 @@ async def _attempt(
             details=_rate_wait(output.details, gate_wait),
         )
     )
-    return output
+    return update
 
 
 def _rate_wait(details: Mapping[str, Any], gate_wait: float | None) -> dict[str, Any]:
@@ -104,11 +118,48 @@ def _as_node_error(node: Node, exc: Exception, *, expired: bool, limit: float | 
             f"Node '{node.node_id}' took longer than its timeout_seconds ({limit:g} s).",
             node_id=node.node_id,
         )
+    if isinstance(exc, ExceptionGroup) and len(exc.exceptions) == 1:  # anyio's task groups
+        inner = exc.exceptions[0]
+        if isinstance(inner, Exception):
+            return _as_node_error(node, inner, expired=False, limit=limit)
     if isinstance(exc, NodeError):
         exc.node_id = exc.node_id or node.node_id
         return exc
+    named = _named(node.node_id, exc)
+    if named is not None:
+        return named
     message = f"Node '{node.node_id}' failed unexpectedly: {type(exc).__name__}: {exc}"
     return InternalNodeError(message, node_id=node.node_id)
+
+
+def _named(node_id: str, exc: Exception) -> NodeError | None:
+    """A named error for failures a spec or its input can cause anywhere in a node's work."""
+    if isinstance(exc, MemoryError):
+        return ResourceLimit(
+            f"Node '{node_id}' needed more memory than the server has for it; give it less to "
+            "do (a shorter prompt or template, fewer rows, a smaller result).",
+            node_id=node_id,
+        )
+    if isinstance(exc, RecursionError):
+        return ResourceLimit(
+            f"Node '{node_id}' met a value nested too deeply to process (lists or objects inside "
+            "one another thousands of levels down); flatten it.",
+            node_id=node_id,
+        )
+    if isinstance(exc, OverflowError):
+        return ResourceLimit(
+            f"Node '{node_id}' met a number too large to handle ({exc}); use a smaller one.",
+            node_id=node_id,
+        )
+    if isinstance(exc, UnicodeEncodeError):
+        char = exc.object[exc.start : exc.start + 1]
+        return InvalidRequest(
+            f"Node '{node_id}' could not encode the character {char!r} (U+{ord(char):04X}) as "
+            f"{exc.encoding}: {exc.reason}. Remove it from the node's input, headers or source "
+            "settings.",
+            node_id=node_id,
+        )
+    return None
 
 
 def _result_key(node: Node) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, cast
@@ -11,9 +12,11 @@ from langgraph.errors import GraphRecursionError
 
 from runtime.compiler import CompiledWorkflow
 from runtime.context import RunContext
-from runtime.errors import NodeError
+from runtime.errors import FinalStateTooLarge, NodeError, ResourceLimit
+from runtime.limits import SETTINGS, RunLimits
 from runtime.providers.preload import missing, preload
-from runtime.state import final_state, initial_state
+from runtime.sandbox.limits import evaluation_deadline
+from runtime.state import FinalState, bounded_final_state, initial_state
 
 SUCCEEDED, FAILED, TIMED_OUT, CANCELLED = "succeeded", "failed", "timed_out", "cancelled"
 
@@ -91,12 +94,15 @@ async def run_workflow(
         if missing(workflow.source_kinds):  # a thread only when there is something to import
             await asyncio.to_thread(preload, workflow.source_kinds)
         graph, config, inputs, state = await _start(workflow, state, checkpointer, thread_id)
+        ctx.count_initial(state)
         start = ctx.clock()
-        async with asyncio.timeout(limit):
-            async for snapshot in graph.astream(
-                inputs, config=config, context=ctx, stream_mode="values"
-            ):
-                state = snapshot
+        # Node tasks inherit the sandbox's deadline: no evaluation outlives the run's timeout.
+        with evaluation_deadline(time.monotonic() + limit if limit else None):
+            async with asyncio.timeout(limit):
+                async for snapshot in graph.astream(
+                    inputs, config=config, context=ctx, stream_mode="values"
+                ):
+                    state = snapshot
     except TimeoutError:
         status = TIMED_OUT
         error = _error(
@@ -109,8 +115,37 @@ async def run_workflow(
         status, error = FAILED, _error(exc.code, exc.message, exc.node_id)
     except GraphRecursionError:
         status, error = FAILED, _error("max_steps", "The run exceeded limits.max_steps.")
+    except (MemoryError, RecursionError) as exc:  # in LangGraph's reducers, between nodes
+        status, error = FAILED, _error(ResourceLimit.code, _resource_message(exc))
     except Exception as exc:  # a failure outside any node (a LangGraph error): still an outcome
         status, error = FAILED, _error("internal_error", f"{type(exc).__name__}: {exc}")
     finally:
-        await ctx.aclose()  # pools and clients belong to this event loop
-    return RunOutcome(status, final_state(state), error, round(ctx.clock() - start, 6))
+        await ctx.aclose()  # pools and clients (kept for the next run on the runtime loop)
+    final = bounded_final_state(state, ctx.limits.max_final_state_bytes)
+    if final.omitted and error is None:
+        status, error = FAILED, _final_state_error(final, ctx.limits)
+    return RunOutcome(status, final.values, error, round(ctx.clock() - start, 6))
+
+
+def _resource_message(exc: BaseException) -> str:
+    what = "memory" if isinstance(exc, MemoryError) else "nesting depth"
+    return (
+        f"The run needed more {what} than the server gives one run, between its nodes; keep "
+        "fewer or smaller results in its state."
+    )
+
+
+def _final_state_error(final: FinalState, limits: RunLimits) -> dict[str, Any]:
+    shown = ", ".join(final.omitted[:10]) + (", …" if len(final.omitted) > 10 else "")
+    if not final.size:
+        return _error(
+            FinalStateTooLarge.code,
+            f"The run's final state is nested too deeply to return; its values were left out "
+            f"(set to null): {shown}. Keep flatter results in the state.",
+        )
+    return _error(
+        FinalStateTooLarge.code,
+        f"The run's final state is {final.size:,} bytes, over the {limits.max_final_state_bytes:,}"
+        f"-byte limit on what a run returns ({SETTINGS['max_final_state_bytes']}); these values "
+        f"were left out of it (set to null): {shown}. Keep fewer or smaller results in the state.",
+    )

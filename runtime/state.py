@@ -7,7 +7,9 @@ are summed, `outputs` and `metadata` merged, `errors` appended, anything else la
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Annotated, Any, TypedDict
 
 RESULT_KEYS = (
@@ -22,6 +24,7 @@ RESULT_KEYS = (
 LOOPS_KEY = "_loops"
 """Internal: traversals of each loop-bounded edge. Never part of the final state."""
 INTERNAL_KEYS = frozenset({LOOPS_KEY})
+_SURROGATES = re.compile("[\ud800-\udfff]")
 
 
 def last_value(_old: Any, new: Any) -> Any:
@@ -73,8 +76,59 @@ def initial_state(values: Mapping[str, Any]) -> dict[str, Any]:
 
 def final_state(state: Mapping[str, Any]) -> dict[str, Any]:
     """A JSON-safe copy without internal keys: NaN and infinities become null, objects JSON
-    does not know their string form."""
+    does not know their string form, lone surrogates (not Unicode) U+FFFD."""
+    return bounded_final_state(state, None).values
+
+
+@dataclass(frozen=True)
+class FinalState:
+    values: dict[str, Any]
+    size: int
+    """UTF-8 bytes of the state as it came, JSON-encoded (before anything was left out)."""
+    omitted: tuple[str, ...] = ()
+    """What was set to null to fit the limit (`final_output`, `outputs.writer`), largest first."""
+
+
+def bounded_final_state(state: Mapping[str, Any], max_bytes: int | None) -> FinalState:
+    """`final_state`, fitted into `max_bytes`: the largest values (top-level keys, and each
+    node's entry in `outputs`) become null until the rest fits."""
     public = {k: v for k, v in state.items() if k not in INTERNAL_KEYS}
-    text = json.dumps(public, default=str, allow_nan=True)
-    loaded: dict[str, Any] = json.loads(text, parse_constant=lambda _constant: None)
-    return loaded
+    try:
+        text = json.dumps(public, default=str, allow_nan=True, ensure_ascii=False)
+        text, size = _encodable(text)
+        values: dict[str, Any] = json.loads(text, parse_constant=lambda _constant: None)
+    except RecursionError:  # nested deeper than the encoder can go from here: keep the keys
+        return FinalState(dict.fromkeys(public), 0, tuple(public))
+    if max_bytes is None or size <= max_bytes:
+        return FinalState(values, size)
+    return FinalState(values, size, _omit_largest(values, size - max_bytes))
+
+
+def _encodable(text: str) -> tuple[str, int]:
+    """The text with lone surrogates replaced (they cannot be encoded), and its UTF-8 size."""
+    try:
+        return text, len(text.encode())
+    except UnicodeEncodeError:
+        text = _SURROGATES.sub("\ufffd", text)
+        return text, len(text.encode())
+
+
+def _omit_largest(values: dict[str, Any], excess: int) -> tuple[str, ...]:
+    outputs = values.get("outputs")
+    candidates = [(_size(v), k, values) for k, v in values.items() if k != "outputs"]
+    if isinstance(outputs, dict):
+        candidates += [(_size(v), k, outputs) for k, v in outputs.items()]
+    else:
+        candidates.append((_size(outputs), "outputs", values))
+    omitted: list[str] = []
+    for size, key, holder in sorted(candidates, key=lambda c: c[0], reverse=True):
+        if excess <= 0 or size <= len("null"):
+            break
+        holder[key] = None
+        excess -= size - len("null")
+        omitted.append(key if holder is values else f"outputs.{key}")
+    return tuple(omitted)
+
+
+def _size(value: Any) -> int:
+    return len(json.dumps(value, ensure_ascii=False).encode())

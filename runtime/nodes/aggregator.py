@@ -58,7 +58,8 @@ class TemplateNode(_Aggregator):
     meta: TemplateAggregator
 
     async def run(self, state: State, ctx: RunContext) -> NodeOutput:
-        return NodeOutput(result=self.render(self.meta.template, state))
+        text = await self.evaluate(lambda: self.render(self.meta.template, state))
+        return NodeOutput(result=text)
 
 
 class FunctionNode(_Aggregator):

@@ -8,7 +8,8 @@ from urllib.parse import quote
 from pydantic import JsonValue
 
 from runtime.context import RunContext
-from runtime.errors import NodeError, ProviderError
+from runtime.egress import header_problem
+from runtime.errors import InvalidRequest, ProviderError
 from runtime.node_metadata import HTTPMetadata
 from runtime.nodes.base import Node, NodeOutput, State
 from runtime.providers._errors import retry_after_seconds
@@ -18,10 +19,6 @@ from runtime.providers.http import HTTPResponse, HTTPSource
 RESERVED_HEADERS = frozenset(
     {"host", "content-length", "transfer-encoding", "connection", "upgrade", "te", "trailer"}
 )
-
-
-class InvalidRequest(NodeError):
-    code = "invalid_request"
 
 
 class HTTPNode(Node):
@@ -39,12 +36,13 @@ class HTTPNode(Node):
 
     async def run(self, state: State, ctx: RunContext) -> NodeOutput:
         source: HTTPSource = self.adapter(ctx)
+        path, query, headers, body = await self.evaluate(lambda: self._request(state))
         response = await source.request(
             self.meta.method,
-            self.render(self.meta.path, _QuotedMap(state)),
-            query={name: self._query_value(v, state) for name, v in self.meta.query.items()},
-            headers=self._headers(state),
-            json_body=self._body(self.meta.body, state),
+            path,
+            query=query,
+            headers=headers,
+            json_body=body,
             timeout=self.meta.timeout,
             retries=self.meta.retries,
         )
@@ -53,6 +51,15 @@ class HTTPNode(Node):
         return NodeOutput(
             result={"status": response.status, "body": response.body},
             details={"status": response.status, "attempts": response.attempts},
+        )
+
+    def _request(self, state: State) -> tuple[str, dict[str, str], dict[str, str], JsonValue]:
+        """The path, query, headers and body, rendered against the state."""
+        return (
+            self.render(self.meta.path, _QuotedMap(state)),
+            {name: self._query_value(v, state) for name, v in self.meta.query.items()},
+            self._headers(state),
+            self._body(self.meta.body, state),
         )
 
     def _query_value(self, value: str | int | float | bool, state: State) -> str:
@@ -68,10 +75,12 @@ class HTTPNode(Node):
                     f"The header {name!r} is set by AgentFlow itself; remove it from the node.",
                     node_id=self.node_id,
                 )
-            value = self.render(template, state)
-            if "\r" in value or "\n" in value:
+            # Spaces around a field value are not part of it (RFC 9110 §5.5); h11 refuses them.
+            value = self.render(template, state).strip(" \t")
+            problem = header_problem(name, value)
+            if problem:
                 raise InvalidRequest(
-                    f"The header {name!r} rendered to a value with a line break.",
+                    f"Node '{self.node_id}' cannot send its metadata.headers: {problem}.",
                     node_id=self.node_id,
                 )
             headers[name] = value

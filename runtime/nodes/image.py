@@ -29,7 +29,7 @@ class ImageNode(Node):
         config = self.source().config
         model = str(config.get("model_name", ""))
         request = ImageRequest(
-            prompt=self.render(self.meta.prompt, state),
+            prompt=await self.evaluate(lambda: self.render(self.meta.prompt, state)),
             size=self.meta.size or config.get("size"),
             quality=_quality(model, self.meta.quality or config.get("quality")),
             style=self.meta.style or config.get("style"),

@@ -1,11 +1,21 @@
 from __future__ import annotations
 
-from jsonschema import Draft202012Validator
+from collections.abc import Mapping
+from typing import Any
+
+from jsonschema import Draft202012Validator, ValidationError
+from referencing.exceptions import Unresolvable
 
 from runtime.context import RunContext
-from runtime.errors import InvalidInput
+from runtime.errors import InvalidInput, NodeError
 from runtime.node_metadata import InputMetadata
 from runtime.nodes.base import Node, NodeOutput, State
+
+
+class InvalidSchema(NodeError):
+    """The input node's schema cannot be used to check a state (a $ref that goes nowhere)."""
+
+    code = "invalid_schema"
 
 
 class InputNode(Node):
@@ -23,8 +33,7 @@ class InputNode(Node):
                 node_id=self.node_id,
             )
         if self.meta.state_schema is not None:
-            validator = Draft202012Validator(self.meta.state_schema)
-            problems = sorted(validator.iter_errors(dict(given)), key=lambda e: list(e.path))
+            problems = self._problems(given)
             if problems:
                 first = problems[0]
                 where = "/" + "/".join(str(p) for p in first.absolute_path)
@@ -33,3 +42,17 @@ class InputNode(Node):
                     node_id=self.node_id,
                 )
         return NodeOutput(result=None)
+
+    def _problems(self, given: Mapping[str, Any]) -> list[ValidationError]:
+        validator = Draft202012Validator(self.meta.state_schema)
+        try:
+            return sorted(validator.iter_errors(dict(given)), key=lambda e: list(e.path))
+        except Unresolvable as exc:  # a $ref to another document, or to nothing in this one
+            problem = f"a $ref it holds cannot be resolved ({type(exc).__name__}: {exc})"
+        except RecursionError:  # {"$ref": "#"}, or refs that lead back to themselves
+            problem = "its $refs lead back to themselves without ever checking a value"
+        raise InvalidSchema(
+            f"Node '{self.node_id}' cannot check the initial state: {problem}. Fix the node's "
+            "metadata.schema (a $ref may point only inside it, at $defs).",
+            node_id=self.node_id,
+        )

@@ -37,10 +37,7 @@ class LLMNode(Node):
     """The queue on the edge into this node (set at compile time): its tokens are reserved."""
 
     async def run(self, state: State, ctx: RunContext) -> NodeOutput:
-        messages = []
-        if self.meta.system:
-            messages.append(ChatMessage("system", self.render(self.meta.system, state)))
-        messages.append(ChatMessage("user", self.render(self.meta.prompt, state)))
+        messages = await self.evaluate(lambda: self._messages(state))
         request = ChatRequest(
             messages=tuple(messages),
             response_format=self.meta.response_format,
@@ -73,6 +70,13 @@ class LLMNode(Node):
         )
         ctx.budget.spend(*chat_cost(answer, ctx))
         return answer
+
+    def _messages(self, state: State) -> list[ChatMessage]:
+        messages = []
+        if self.meta.system:
+            messages.append(ChatMessage("system", self.render(self.meta.system, state)))
+        messages.append(ChatMessage("user", self.render(self.meta.prompt, state)))
+        return messages
 
     async def _reserve(self, request: ChatRequest, ctx: RunContext) -> tuple[int, float]:
         """Take the call's likely tokens from the queue before it: prompt + max answer."""
@@ -109,3 +113,9 @@ class LLMNode(Node):
                 f"The model was asked for JSON and answered something else: {text[:200]!r}",
                 node_id=self.node_id,
             ) from exc
+        except RecursionError:
+            raise InvalidResponse(
+                f"The model was asked for JSON and answered JSON nested too deeply to read: "
+                f"{text[:200]!r}",
+                node_id=self.node_id,
+            ) from None

@@ -8,11 +8,12 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 from runtime.context import RunContext
-from runtime.expressions import evaluate_rule
 from runtime.node_metadata import KeywordRouter, LLMRouter, RulesRouter, SemanticRouter
 from runtime.nodes.base import Node, NodeOutput, State
 from runtime.nodes.llm import chat_cost
-from runtime.providers.base import ChatMessage, ChatRequest
+from runtime.providers._errors import malformed_error
+from runtime.providers.base import ChatMessage, ChatRequest, check_text
+from runtime.sandbox.expressions import evaluate_rule
 
 LLM_ROUTER_PROMPT = (
     "Classify the user's message into exactly one of these intents:\n{choices}\n"
@@ -53,6 +54,9 @@ class RulesRouterNode(Node):
     meta: RulesRouter
 
     async def run(self, state: State, ctx: RunContext) -> NodeOutput:
+        return await self.evaluate(lambda: self._route(state))
+
+    def _route(self, state: State) -> NodeOutput:
         for index, rule in enumerate(self.meta.rules):
             if evaluate_rule(rule.when, state, node_id=self.node_id):
                 return _routed(rule.intent, rule=index)
@@ -69,10 +73,12 @@ class LLMRouterNode(Node):
         choices = "\n".join(f"- {name}: {text}" for name, text in self.meta.intents.items())
         system = LLM_ROUTER_PROMPT.format(choices=choices)
         user = (
-            self.render(self.meta.prompt, state)
-            if self.meta.prompt
+            await self.evaluate(lambda: self.render(prompt, state))
+            if (prompt := self.meta.prompt)
             else str(state.get("text_result") or state.get("user_input") or "")
         )
+        check_text(system, f"Node '{self.node_id}': an intent's description")
+        check_text(user, f"Node '{self.node_id}': the text to classify")
         request = ChatRequest(
             messages=(ChatMessage("system", system), ChatMessage("user", user)),
             temperature=0,
@@ -115,13 +121,19 @@ class SemanticRouterNode(Node):
         adapter = self.adapter(ctx)
         # The examples are fixed by the spec: embed them once per compiled graph, not per run.
         texts = [text] if self._examples else [text, *(ex for _, ex in labels)]
+        for each in texts:
+            check_text(each, f"Node '{self.node_id}': the user_input or an example")
         ctx.budget.check(self.node_id)
         embedded = await adapter.embed(texts)
+        if len(embedded.vectors) != len(texts):
+            raise malformed_error(
+                embedded.model, f"{len(embedded.vectors)} embeddings came for {len(texts)} texts"
+            )
         query, *vectors = embedded.vectors
         if self._examples is None:
             self._examples = [(i, v) for (i, _), v in zip(labels, vectors, strict=True)]
         scores = [(_cosine(query, vector), intent) for intent, vector in self._examples]
-        best, intent = max(scores)
+        best, intent = max(scores, default=(0.0, self.meta.default))
         usage = embedded.usage
         cost = ctx.prices.cost(embedded.model, usage.prompt_tokens, 0)
         chosen = intent if best >= self.meta.threshold else self.meta.default

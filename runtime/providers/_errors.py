@@ -15,7 +15,7 @@ from contextlib import contextmanager
 
 import pydantic
 
-from runtime.errors import ProviderError
+from runtime.errors import InvalidRequest, ProviderError
 
 RETRYABLE_STATUSES = frozenset({408, 409, 429})
 """Besides every 5xx: a timeout, a conflict (OpenAI's lock contention) and a rate limit."""
@@ -57,7 +57,10 @@ def _number(value: str) -> float | None:
 
 def _seconds_until(http_date: str, now: float) -> float | None:
     parsed = email.utils.parsedate_tz(http_date)
-    return None if parsed is None else email.utils.mktime_tz(parsed) - now
+    try:
+        return None if parsed is None else email.utils.mktime_tz(parsed) - now
+    except (ValueError, OverflowError):  # a year the calendar cannot hold
+        return None
 
 
 def body_message(body: object) -> str | None:
@@ -101,6 +104,22 @@ def is_malformed_body(exc: Exception) -> bool:
     return isinstance(exc, json.JSONDecodeError | pydantic.ValidationError)
 
 
+def unencodable(exc: UnicodeEncodeError) -> InvalidRequest:
+    """What the SDK could not encode: text that is not Unicode, or a header that is not ASCII."""
+    char = exc.object[exc.start : exc.start + 1]
+    where = (
+        "text sent to the model must be valid Unicode: remove it from the prompt or the state "
+        "it comes from"
+        if exc.encoding.replace("-", "").lower() == "utf8"
+        else "it went into an HTTP header, which carries ASCII only: check the source's "
+        "organization, deployment, api_version and model_name"
+    )
+    return InvalidRequest(
+        f"The request was not sent: the character {char!r} (U+{ord(char):04X}) cannot be "
+        f"encoded as {exc.encoding} ({exc.reason}); {where}."
+    )
+
+
 def redact(text: str, secret: str | None) -> str:
     return text.replace(secret, REDACTED) if secret else text
 
@@ -115,6 +134,8 @@ def translated(translate: Translator, *, secret: str | None = None) -> Iterator[
         raise
     except Exception as exc:
         translation = translate(exc)
+        if translation is None and isinstance(exc, UnicodeEncodeError):
+            raise unencodable(exc) from None
         if translation is None:
             raise
         _redact_error(translation, secret)

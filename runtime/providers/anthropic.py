@@ -159,6 +159,10 @@ def translate_anthropic_error(timeout: float) -> Translator:
             return status_error(PROVIDER, _status(exc), message, exc.response.headers)
         if isinstance(exc, anthropic.APIResponseValidationError) or is_malformed_body(exc):
             return malformed_error(PROVIDER, str(exc))
+        if isinstance(exc, anthropic.APIError | anthropic.RetryableError):
+            return ProviderError(f"{PROVIDER} reported an error: {exc}", retryable=True)
+        if isinstance(exc, anthropic.AnthropicError):  # the SDK refused before sending
+            return ProviderError(f"{PROVIDER}'s SDK refused the request: {exc}")
         return None
 
     return translate

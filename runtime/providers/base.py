@@ -8,13 +8,17 @@ the SDK's failures into `ProviderError`s that say whether a retry could help.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from runtime.errors import MissingCredential, ProviderError
+from runtime.errors import InvalidCredential, InvalidRequest, MissingCredential, ProviderError
 
 __all__ = ["MissingCredential", "ProviderError"]  # re-exported for adapters
+
+_SENDABLE = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?")
+"""What a key sent in an HTTP header may hold: visible ASCII, spaces inside only."""
 
 EnvLookup = Callable[[str], str | None]
 """Read an environment variable by name (None when unset). Injected, so tests need no os.environ."""
@@ -122,7 +126,27 @@ def require_env(env: EnvLookup, name: str | None, *, source_kind: str) -> str:
         raise MissingCredential(
             f"The environment variable {name} is not set on the server running this workflow."
         )
+    if not _SENDABLE.fullmatch(value):
+        # The SDK would fail mid-request, quoting the value in its message; name the variable.
+        raise InvalidCredential(
+            f"The environment variable {name} holds a line break, a control character, a "
+            "non-ASCII character or a space at either end, which an API key cannot carry; set it "
+            "to the key alone."
+        )
     return value
 
 
 ProviderConfig = Mapping[str, object]
+
+
+def check_text(text: str, what: str) -> None:
+    """Refuse text no provider can be sent: a lone surrogate (U+D800 to U+DFFF) is not Unicode, and
+    comes from JSON such as `"\\ud800"` in a request's state."""
+    try:
+        text.encode()
+    except UnicodeEncodeError as exc:
+        char = exc.object[exc.start]
+        raise InvalidRequest(
+            f"{what} holds U+{ord(char):04X}, a lone surrogate, which is not valid Unicode and "
+            "cannot be sent; remove it (or send the whole surrogate pair)."
+        ) from None

@@ -189,6 +189,10 @@ def translate_openai_error(provider: str, timeout: float) -> Translator:
             return status_error(provider, exc.status_code, message, exc.response.headers)
         if isinstance(exc, openai.APIResponseValidationError) or is_malformed_body(exc):
             return malformed_error(provider, str(exc))
+        if isinstance(exc, openai.APIError):  # an error event inside a stream
+            return ProviderError(f"{provider} reported an error: {exc.message}", retryable=True)
+        if isinstance(exc, openai.OpenAIError):  # the SDK refused before sending
+            return ProviderError(f"{provider}'s SDK refused the request: {exc}")
         return None
 
     return translate

@@ -6,12 +6,8 @@ HTTP as a user would. Runs that survive a SIGKILL, cancellation, server-sent eve
 
 import json
 import os
-import signal
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,92 +19,9 @@ from executions.models import Execution, NodeRun
 from executions.tasks import reap_stale_runs
 from tests.conftest import IN_CI, IssuedKey, issue_key
 from tests.fakes.providers import FakeOpenAIServer
+from tests.stack import Stack, wait_for
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = predicate()
-        if found:
-            return found
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-class Stack:
-    """uvicorn and django-q2 clusters on the test database, started and killed at will."""
-
-    def __init__(self, env: dict[str, str], logs: Path) -> None:
-        self.env, self.logs = env, logs
-        self.port = _free_port()
-        self.procs: list[subprocess.Popen[bytes]] = []
-
-    def _start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
-        log = (self.logs / f"{name}-{len(self.procs)}.log").open("wb")
-        proc = subprocess.Popen(
-            [sys.executable, *args],
-            cwd=ROOT,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.procs.append(proc)
-        return proc
-
-    def worker(self) -> subprocess.Popen[bytes]:
-        return self._start("worker", "manage.py", "qcluster")
-
-    def web(self) -> None:
-        self._start(
-            "web",
-            "-m",
-            "uvicorn",
-            "agentflow_site.asgi:application",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--log-level",
-            "warning",
-        )
-        _wait(lambda: self._answers(), 30, "the web server")
-
-    def _answers(self) -> bool:
-        try:
-            return httpx2.get(f"{self.url}/health/live", timeout=1).status_code == 200
-        except httpx2.HTTPError:
-            return False
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @staticmethod
-    def kill(proc: subprocess.Popen[bytes]) -> None:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 2  # a graceful stop is not what these tests are about
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
 
 
 @pytest.fixture
@@ -194,7 +107,7 @@ def test_a_run_survives_its_worker_being_killed_mid_node(
     assert answer.status_code == 202, answer.text
     assert answer.headers["Location"] == f"/api/v1/executions/{answer.json()['execution_id']}"
     execution_id = answer.json()["execution_id"]
-    _wait(
+    wait_for(
         lambda: NodeRun.objects.filter(execution_id=execution_id, node_id="n3").exists(),
         60,
         "node 3 to start",
@@ -204,7 +117,7 @@ def test_a_run_survives_its_worker_being_killed_mid_node(
     time.sleep(2.5)  # the heartbeat goes stale
     assert reap_stale_runs() == 1  # what the every-minute schedule does: queue a resume
     stack.worker()
-    _wait(lambda: _status(execution_id) in ("succeeded", "failed"), 60, "the resumed run")
+    wait_for(lambda: _status(execution_id) in ("succeeded", "failed"), 60, "the resumed run")
     run = Execution.objects.get(pk=execution_id)
     assert run.status == "succeeded", run.error
     assert run.final_state is not None
@@ -276,7 +189,7 @@ def test_cancel_stops_a_running_run_and_keeps_its_partial_state(
         {"workflow": CHAIN, "initial_state": {"user_input": "go"}, "mode": "async"},
     )
     execution_id = answer.json()["execution_id"]
-    _wait(
+    wait_for(
         lambda: NodeRun.objects.filter(execution_id=execution_id, node_id="n2").exists(),
         60,
         "node 2 to start",

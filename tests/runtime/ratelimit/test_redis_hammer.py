@@ -40,6 +40,7 @@ class RecordingLimiter(RedisLimiter):
     async def reserve(self, key: str, demand: Any, max_wait: float) -> Any:
         reservation = await super().reserve(key, demand, max_wait)
         if reservation.granted:
+            assert reservation.now is not None  # Redis always says when it decided
             self.granted.append(reservation.now + reservation.wait)
         return reservation
 
