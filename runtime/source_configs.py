@@ -8,8 +8,10 @@ from __future__ import annotations
 import re
 from typing import Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from runtime.egress.headers import CREDENTIAL_NAME, RESERVED_HEADERS, header_problem
+from runtime.egress.trust import entry_problem
 from runtime.strict import (
     EnvName,
     HttpUrlStr,
@@ -28,11 +30,9 @@ CREDENTIAL_KEY = re.compile(
     r"|connection_string|conn_str|dsn|private_key|credentials?)$",
     re.IGNORECASE,
 )
-# Header names in an http source's `headers` that carry credentials: use `auth_method` instead.
-CREDENTIAL_HEADER = re.compile(
-    r"^(?:authorization|proxy-authorization|cookie|x-api-key|api-key|x-auth-token|.*token.*|.*secret.*)$",
-    re.IGNORECASE,
-)
+# Header names in an http source's `headers` that carry credentials (any name with key, token,
+# auth, secret, password, session, cookie, signature or credential in it): use `auth_method`.
+CREDENTIAL_HEADER = re.compile(rf".*(?:{CREDENTIAL_NAME.pattern})", re.IGNORECASE)
 
 
 class SourceConfig(StrictModel):
@@ -165,12 +165,38 @@ class HTTPConfig(SourceConfig):
     client_id_env: EnvName | None = None
     client_secret_env: EnvName | None = None
     scope: str | None = None
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, str] = Field(
+        default_factory=dict,
+        description="Sent with every request to the source (a node's own headers win); never "
+        "credentials: set auth_method.",
+    )
     timeout: float | None = Field(default=None, gt=0, le=300)
     max_retries: int | None = Field(default=None, ge=0, le=10)
     allowed_hosts: list[NonEmpty] = Field(
-        default_factory=list, description="Private/loopback hosts this source may reach."
+        default_factory=list,
+        description="Narrows the hosts the operator trusts to these (`host`, `host:port`, an IP "
+        "or a CIDR range); it never opens a host the operator does not trust.",
     )
+
+    @field_validator("headers")
+    @classmethod
+    def _headers_sendable(cls, headers: dict[str, str]) -> dict[str, str]:
+        for name, value in headers.items():
+            if name.lower() in RESERVED_HEADERS:
+                raise ValueError(f"the header {name!r} is set by AgentFlow itself; remove it")
+            problem = header_problem(name, value)
+            if problem:
+                raise ValueError(problem)
+        return headers
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts_readable(cls, hosts: list[str]) -> list[str]:
+        for entry in hosts:
+            problem = entry_problem(entry)
+            if problem:
+                raise ValueError(problem)
+        return hosts
 
     @model_validator(mode="after")
     def _auth_fields_present(self) -> Self:

@@ -2,8 +2,11 @@
 
 from typing import ClassVar, Self
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from rest_framework_api_key.models import AbstractAPIKey, BaseAPIKeyManager
+
+from runtime.egress.trust import entry_problem
 
 
 class Role(models.TextChoices):
@@ -33,6 +36,17 @@ class SoftDeletedQuerySet[M: models.Model](TenantScopedQuerySet[M]):
         return self.filter(deleted_at__isnull=True)
 
 
+def validate_trusted_hosts(value: object) -> None:
+    """Each entry a trusted-hosts entry (runtime/egress/trust.py): `host`, `host:port`, an IP or
+    a CIDR range."""
+    if not isinstance(value, list) or not all(isinstance(entry, str) for entry in value):
+        raise ValidationError('Give a list of host entries, e.g. ["10.0.0.5:8000"].')
+    for entry in value:
+        problem = entry_problem(entry)
+        if problem:
+            raise ValidationError(problem)
+
+
 class TenantQuerySet(models.QuerySet["Tenant"]):
     def active(self) -> "TenantQuerySet":
         return self.filter(is_active=True)
@@ -49,6 +63,17 @@ class Tenant(models.Model):
             "Environment variables this tenant's sources may name, exact or as a prefix "
             "ending in '*' (AGENTFLOW_T_ACME_*). Added to the operator-wide "
             "AGENTFLOW_ALLOWED_ENV."
+        ),
+    )
+    trusted_hosts = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[validate_trusted_hosts],
+        help_text=(
+            "Private or loopback hosts this tenant's sources (http and provider) may reach, added "
+            "to the operator-wide AGENTFLOW_TRUSTED_HOSTS: 'host' (any port) or 'host:port'; a "
+            "name ('*.corp' for a domain), an IP or a CIDR range ('[fd12::5]:8000' for IPv6). A "
+            "source's allowed_hosts can only narrow this; cloud metadata stays unreachable."
         ),
     )
     daily_token_budget = models.PositiveBigIntegerField(

@@ -8,17 +8,12 @@ from urllib.parse import quote
 from pydantic import JsonValue
 
 from runtime.context import RunContext
-from runtime.egress import header_problem
+from runtime.egress.headers import RESERVED_HEADERS, header_problem
 from runtime.errors import InvalidRequest, ProviderError
 from runtime.node_metadata import HTTPMetadata
 from runtime.nodes.base import Node, NodeOutput, State
 from runtime.providers._errors import retry_after_seconds
 from runtime.providers.http import HTTPResponse, HTTPSource
-
-# Headers the transport owns: a node setting them could smuggle a second request or another host.
-RESERVED_HEADERS = frozenset(
-    {"host", "content-length", "transfer-encoding", "connection", "upgrade", "te", "trailer"}
-)
 
 
 class HTTPNode(Node):

@@ -7,19 +7,19 @@ An adapter offers `chat` (ChatProvider), `embed` (EmbeddingProvider) or `generat
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from runtime.providers.anthropic import AnthropicProvider
 from runtime.providers.azure_openai import AzureOpenAIProvider
-from runtime.providers.base import ChatProvider, EmbeddingProvider, EnvLookup, ImageProvider
+from runtime.providers.base import ChatProvider, EmbeddingProvider, ImageProvider
 from runtime.providers.google import GoogleProvider
 from runtime.providers.http import HTTPProvider, HTTPSource
 from runtime.providers.openai import OpenAIProvider
 from runtime.providers.openai_image import OpenAIImageProvider
 
 Provider = ChatProvider | EmbeddingProvider | ImageProvider | HTTPProvider
-ProviderFactory = Callable[[Any, EnvLookup], Provider]
-"""Called with the source's validated config model (runtime.source_configs) and an EnvLookup."""
+ProviderFactory = Callable[..., Provider]
+"""Called with the source's validated config model (runtime.source_configs), an EnvLookup and
+`egress=` (runtime.egress.EgressPolicy): the non-public hosts it may reach, none when omitted."""
 
 PROVIDERS: dict[str, ProviderFactory] = {
     "openai": OpenAIProvider,

@@ -1,24 +1,31 @@
-"""What every adapter shares: request timeouts and retries, and one cached SDK client."""
+"""What every adapter shares: request timeouts and retries, one cached SDK client, and the egress
+door (runtime.egress.transport) that client's requests go through."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
+from runtime.egress.transport import sdk_client
+from runtime.egress.trust import EgressPolicy
 from runtime.providers.base import ChatMessage, ChatRequest, EnvLookup, require_env
 
 DEFAULT_TIMEOUT = 60.0
 """Seconds per request when the source sets none (the SDKs' own default is 600 s)."""
 DEFAULT_MAX_RETRIES = 2
+"""Retries inside the SDK (on 408/409/429/5xx and connection errors) before a failure reaches us."""
 OPENAI_URL = "https://api.openai.com/v1"
 ANTHROPIC_URL = "https://api.anthropic.com"
 GEMINI_URL = "https://generativelanguage.googleapis.com/"
 # Passed when a source names no base_url, so that the SDKs do not take one from the server's
 # environment (OPENAI_BASE_URL, ANTHROPIC_BASE_URL, GOOGLE_GEMINI_BASE_URL) and send a tenant's
 # key to a host its source never named.
-"""Retries inside the SDK (on 408/409/429/5xx and connection errors) before a failure reaches us."""
+
+if TYPE_CHECKING:
+    import httpcore2
+    import httpx2
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,9 +98,12 @@ class ClientCache[C]:
 
 class SDKAdapter[C]:
     """What every provider adapter shares: its config, where credentials are read, how long a
-    request may take, and one SDK client (rebuilt per key and event loop), closed by `aclose`."""
+    request may take, which hosts it may reach, and one SDK client (rebuilt per key and event
+    loop), closed by `aclose`."""
 
     kind: ClassVar[str]
+    provider: ClassVar[str]
+    """The vendor's name, for messages."""
     default_timeout: ClassVar[float] = DEFAULT_TIMEOUT
 
     def __init__(
@@ -101,11 +111,16 @@ class SDKAdapter[C]:
         config: Any,
         env: EnvLookup,
         *,
+        egress: EgressPolicy | None = None,
+        network_backend: httpcore2.AsyncNetworkBackend | None = None,
         timeout: float | None = None,
         max_retries: int | None = None,
     ) -> None:
         self.config = config
         self._env = env
+        self.egress = egress or EgressPolicy()
+        """Non-public hosts the SDK may reach: none unless RunContext passes the operator's."""
+        self._network_backend = network_backend
         self._transport = Transport.of(
             config, timeout=timeout, max_retries=max_retries, default_timeout=self.default_timeout
         )
@@ -116,6 +131,15 @@ class SDKAdapter[C]:
 
     def _build(self, key: str) -> C:
         raise NotImplementedError
+
+    def _http_client(self) -> httpx2.AsyncClient:
+        """The SDK's HTTP client: every request through the egress door, no redirect followed."""
+        return sdk_client(
+            self.egress,
+            provider=self.provider,
+            timeout=self._transport.timeout,
+            network_backend=self._network_backend,
+        )
 
     async def aclose(self) -> None:
         client = self._clients.take()

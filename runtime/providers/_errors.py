@@ -15,6 +15,7 @@ from contextlib import contextmanager
 
 import pydantic
 
+from runtime.egress.guard import EgressRefused
 from runtime.errors import InvalidRequest, ProviderError
 
 RETRYABLE_STATUSES = frozenset({408, 409, 429})
@@ -133,6 +134,9 @@ def translated(translate: Translator, *, secret: str | None = None) -> Iterator[
         _redact_error(raised, secret)
         raise
     except Exception as exc:
+        refused = _egress_refusal(exc)
+        if refused is not None:  # some SDKs wrap it (anthropic: APIConnectionError)
+            raise refused from None
         translation = translate(exc)
         if translation is None and isinstance(exc, UnicodeEncodeError):
             raise unencodable(exc) from None
@@ -142,6 +146,18 @@ def translated(translate: Translator, *, secret: str | None = None) -> Iterator[
         if secret and secret in str(exc):
             raise translation from None  # the SDK's text would carry the secret into tracebacks
         raise translation from exc
+
+
+def _egress_refusal(exc: BaseException) -> EgressRefused | None:
+    """The egress door's refusal behind an SDK's exception, however deep it was wrapped."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, EgressRefused):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def _redact_error(error: ProviderError, secret: str | None) -> None:

@@ -54,6 +54,7 @@ class AnthropicProvider(SDKAdapter["AsyncAnthropic"]):
     """The `anthropic` source kind."""
 
     kind = "anthropic"
+    provider = PROVIDER
 
     async def chat(self, request: ChatRequest, *, on_token: OnToken | None = None) -> ChatResult:
         key = self._key()
@@ -72,6 +73,7 @@ class AnthropicProvider(SDKAdapter["AsyncAnthropic"]):
             base_url=self.config.base_url or ANTHROPIC_URL,
             timeout=self._transport.timeout,
             max_retries=self._transport.max_retries,
+            http_client=self._http_client(),
         )
 
 

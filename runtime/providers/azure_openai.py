@@ -19,6 +19,7 @@ class AzureOpenAIProvider(SDKAdapter["AsyncAzureOpenAI"]):
     """The `azure_openai` source kind; the key travels in the `api-key` header."""
 
     kind = "azure_openai"
+    provider = PROVIDER
 
     async def chat(self, request: ChatRequest, *, on_token: OnToken | None = None) -> ChatResult:
         key = self._key()
@@ -40,4 +41,5 @@ class AzureOpenAIProvider(SDKAdapter["AsyncAzureOpenAI"]):
             api_version=self.config.api_version,
             timeout=self._transport.timeout,
             max_retries=self._transport.max_retries,
+            http_client=self._http_client(),
         )

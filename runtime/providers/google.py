@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from runtime.egress.transport import sync_refusing_client
 from runtime.errors import ProviderError
 from runtime.providers._common import (
     GEMINI_URL,
@@ -30,6 +32,7 @@ from runtime.providers.base import (
 )
 
 if TYPE_CHECKING:
+    import httpx2
     from google.genai import Client, errors
     from google.genai.types import GenerateContentConfig, GenerateContentResponse
 
@@ -38,16 +41,25 @@ if TYPE_CHECKING:
 PROVIDER = "Gemini"
 
 
-class GoogleProvider(SDKAdapter["Client"]):
+@dataclass(frozen=True)
+class _Gemini:
+    """The SDK client and the HTTP client it was handed, which google-genai leaves open."""
+
+    sdk: Client
+    http: httpx2.AsyncClient
+
+
+class GoogleProvider(SDKAdapter[_Gemini]):
     """The `google` source kind; the key travels in the `x-goog-api-key` header."""
 
     kind = "google"
+    provider = PROVIDER
 
     async def chat(self, request: ChatRequest, *, on_token: OnToken | None = None) -> ChatResult:
         key = self._key()
         model = self.config.model_name
         with translated(translate_google_error(self._transport.timeout), secret=key):
-            models = self._clients.get(key).aio.models
+            models = self._clients.get(key).sdk.aio.models
             contents: Any = _contents(request)
             config = generation_config(request)
             if request.stream:
@@ -58,19 +70,24 @@ class GoogleProvider(SDKAdapter["Client"]):
             response = await models.generate_content(model=model, contents=contents, config=config)
             return _result(_text(response), response, model, response)
 
-    async def _close(self, client: Client) -> None:
-        await client.aio.aclose()
+    async def _close(self, client: _Gemini) -> None:
+        await client.sdk.aio.aclose()
+        await client.http.aclose()
 
-    def _build(self, key: str) -> Client:
+    def _build(self, key: str) -> _Gemini:
         from google.genai import Client, types
 
+        http = self._http_client()
         retry = types.HttpRetryOptions(attempts=self._transport.max_retries + 1)
         options = types.HttpOptions(
             base_url=self.config.base_url or GEMINI_URL,
             timeout=round(self._transport.timeout * 1000),  # milliseconds
             retry_options=retry,
+            # Both clients given: google-genai then builds neither (nor aiohttp's session).
+            httpx_async_client=http,
+            httpx_client=sync_refusing_client(PROVIDER),
         )
-        return Client(api_key=key, vertexai=False, http_options=options)
+        return _Gemini(Client(api_key=key, vertexai=False, http_options=options), http)
 
 
 def _contents(request: ChatRequest) -> list[dict[str, Any]]:

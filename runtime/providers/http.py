@@ -1,6 +1,7 @@
 """The `http` source kind: requests to one REST API, through the egress door (runtime.egress).
 
-`HTTPSource.request` joins a path onto the source's `base_url`, attaches the source's credentials
+`HTTPSource.request` joins a path onto the source's `base_url`, sends the source's `headers` under
+the node's own (a node's header of the same name wins), attaches the source's credentials
 (read from the environment at each attempt), and retries with backoff on 429, 5xx and connection
 failures only — never on another 4xx — waiting at least what `Retry-After` asks. The last answer
 is returned whatever its status; the node decides what a status means.
@@ -27,8 +28,8 @@ from runtime.egress import (
     Resolver,
     decode_body,
     has_dot_segment,
+    system_resolve,
 )
-from runtime.egress_guard import system_resolve
 from runtime.errors import NodeError, ProviderError
 from runtime.http_auth import TOKEN_CACHE, SourceAuth, TokenCache, source_credentials
 from runtime.providers._errors import redact, retry_after_seconds
@@ -82,6 +83,7 @@ class HTTPSource:
         config: HTTPConfig,
         env: EnvLookup,
         *,
+        egress: EgressPolicy | None = None,
         resolve: Resolver = system_resolve,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         token_cache: TokenCache = TOKEN_CACHE,
@@ -92,7 +94,9 @@ class HTTPSource:
         self._env = env
         self._sleep = sleep
         self._tokens = token_cache
-        policy = EgressPolicy.from_allowed_hosts(config.allowed_hosts)
+        # No policy given: public hosts only. RunContext passes the operator's trust, narrowed by
+        # the source's allowed_hosts (RunContext.egress_policy).
+        policy = egress or EgressPolicy.of(allowed=config.allowed_hosts)
         self.egress = Egress(
             policy, resolve=resolve, max_bytes=max_bytes, network_backend=network_backend
         )
@@ -119,7 +123,7 @@ class HTTPSource:
             method=method,
             url=self.url(path),
             query=dict(query or {}),
-            headers=dict(headers or {}),
+            headers=_merged(self.config.headers, headers or {}),
             json_body=json_body,
             timeout=timeout or self.config.timeout or DEFAULT_TIMEOUT,
         )
@@ -180,6 +184,13 @@ class HTTPSource:
 
 def _authorised(request: OutboundRequest, auth: SourceAuth) -> OutboundRequest:
     return replace(request, credentials=auth.credentials)
+
+
+def _merged(source: Mapping[str, str], node: Mapping[str, str]) -> dict[str, str]:
+    """The source's headers, then the node's: a node's header replaces one of the same name."""
+    overridden = {name.lower() for name in node}
+    kept = {name: value for name, value in source.items() if name.lower() not in overridden}
+    return {**kept, **node}
 
 
 def _retry_status(response: EgressResponse, last: bool) -> bool:

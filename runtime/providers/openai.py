@@ -46,6 +46,7 @@ class OpenAIProvider(SDKAdapter["AsyncOpenAI"]):
     """The `openai` source kind: `chat` for llm/router nodes, `embed` for the semantic router."""
 
     kind = "openai"
+    provider = PROVIDER
 
     async def chat(self, request: ChatRequest, *, on_token: OnToken | None = None) -> ChatResult:
         key = self._key()
@@ -81,6 +82,7 @@ class OpenAIProvider(SDKAdapter["AsyncOpenAI"]):
             organization=self.config.organization,
             timeout=self._transport.timeout,
             max_retries=self._transport.max_retries,
+            http_client=self._http_client(),
         )
 
     def _translate(self) -> Translator:

@@ -41,6 +41,7 @@ class OpenAIImageProvider(SDKAdapter["AsyncOpenAI"]):
     """The `openai_image` source kind."""
 
     kind = "openai_image"
+    provider = PROVIDER
 
     default_timeout = DEFAULT_IMAGE_TIMEOUT
 
@@ -59,6 +60,7 @@ class OpenAIImageProvider(SDKAdapter["AsyncOpenAI"]):
             base_url=self.config.base_url or OPENAI_URL,
             timeout=self._transport.timeout,
             max_retries=self._transport.max_retries,
+            http_client=self._http_client(),
         )
 
 

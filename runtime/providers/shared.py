@@ -6,9 +6,10 @@ handshake to its provider and closed the pool at its end. On the runtime loop
 the same key gets the same adapter, client and open connections.
 
 A key is (tenant, source kind, factory, the source's config, a digest of the credentials'
-values): different tenants, configs or credentials never share an adapter, and a rotated key
-gets a new one. The adapter reads its credentials from a snapshot taken for its key, so it
-always sends the credential its key stands for. Adapters in use are never closed; idle ones are
+values, the egress policy): different tenants, configs, credentials or trusted hosts never share
+an adapter, and a rotated key (or a changed trust) gets a new one. The adapter reads its
+credentials from a snapshot taken for its key, so it always sends the credential its key
+stands for. Adapters in use are never closed; idle ones are
 closed when more than `max_idle` are kept, or after `idle_seconds` unused.
 """
 
@@ -25,12 +26,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from runtime.egress.trust import EgressPolicy
 from runtime.providers.base import EnvLookup
 
 logger = logging.getLogger(__name__)
 
-AdapterKey = tuple[str, str, Callable[..., Any], str, str]
-"""(tenant, kind, factory, config JSON, sha256 of the credentials' values)."""
+AdapterKey = tuple[str, str, Callable[..., Any], str, str, EgressPolicy | None]
+"""(tenant, kind, factory, config JSON, sha256 of the credentials' values, egress policy)."""
 
 
 def credential_names(config: Any) -> list[str]:
@@ -40,13 +42,18 @@ def credential_names(config: Any) -> list[str]:
 
 
 def adapter_key(
-    tenant: str, kind: str, factory: Callable[..., Any], config: Any, env: EnvLookup
+    tenant: str,
+    kind: str,
+    factory: Callable[..., Any],
+    config: Any,
+    env: EnvLookup,
+    egress: EgressPolicy | None = None,
 ) -> tuple[AdapterKey, EnvLookup]:
     """The adapter's key, and the snapshot of the credentials it stands for (its EnvLookup)."""
     values = {name: env(name) for name in credential_names(config)}
     digest = hashlib.sha256(json.dumps(sorted(values.items())).encode()).hexdigest()
     snapshot = {name: value for name, value in values.items() if value is not None}
-    key = (tenant, kind, factory, config.model_dump_json(), digest)
+    key = (tenant, kind, factory, config.model_dump_json(), digest, egress)
     return key, snapshot.get
 
 

@@ -10,8 +10,7 @@ import pytest
 
 from runtime.compiler import compile_workflow
 from runtime.context import RunContext
-from runtime.egress import decode_body
-from runtime.egress_guard import EgressPolicy, EgressRefused, check_url
+from runtime.egress import EgressPolicy, EgressRefused, check_url, decode_body
 from runtime.nodes import NODE_TYPES
 from runtime.providers._errors import retry_after_seconds
 from runtime.providers.openai import translate_openai_error
@@ -44,7 +43,7 @@ def run(
     assert validated.valid, validated.to_dict()["errors"]
     workflow = compile_workflow(validated, state_keys=state.keys(), node_types=NODE_TYPES)
     lookup = (env if env is not None else {"KEY": KEY}).get
-    ctx = RunContext(env=lookup, trusted_provider_hosts=LOCAL)
+    ctx = RunContext(env=lookup, trusted_provider_hosts=LOCAL, trusted_hosts=LOCAL)
     return asyncio.run(run_workflow(workflow, state, ctx))
 
 

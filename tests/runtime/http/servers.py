@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -88,3 +89,62 @@ def serving() -> Iterator[Server]:
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+@dataclass
+class Listener:
+    """A bare TCP listener that counts the connections it accepts (and says nothing)."""
+
+    host: str
+    port: int
+    accepted: list[tuple[str, int]] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+
+@contextmanager
+def listening(host: str = "127.0.0.1") -> Iterator[Listener]:
+    """A `Listener` on `host` (loopback) and a free port, for as long as the block runs; read
+    `accepted` after the block, when the backlog has been drained too."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.bind((host, 0))
+    sock.listen(16)
+    sock.settimeout(0.05)
+    state = Listener(host, sock.getsockname()[1])
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, peer = sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            state.accepted.append(peer[:2])
+            conn.close()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        _drain(sock, state)  # a connection still in the backlog counts too
+        sock.close()
+
+
+def _drain(sock: socket.socket, state: Listener) -> None:
+    sock.setblocking(False)
+    while True:
+        try:
+            conn, peer = sock.accept()
+        except OSError:
+            return
+        state.accepted.append(peer[:2])
+        conn.close()

@@ -1,6 +1,7 @@
 """The http source and node against local servers: auth from env, retries, OAuth2, templates.
 
-Every server is on 127.0.0.1, so every source lists "127.0.0.1" in allowed_hosts.
+Every server is on 127.0.0.1, which the operator trusts here (`TRUSTED`) and every source names
+in its allowed_hosts.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pytest
 
 from runtime.compiler import compile_workflow
 from runtime.context import RunContext
+from runtime.egress import EgressPolicy
 from runtime.errors import MissingCredential, ProviderError
 from runtime.http_auth import TokenCache
 from runtime.node_metadata import HTTPMetadata
@@ -30,6 +32,12 @@ from runtime.validation import validate_spec
 from tests.runtime.http.servers import Seen, Server, json_reply, serving
 
 EXAMPLE = Path(__file__).parents[3] / "examples" / "http-enrich.json"
+TRUSTED = frozenset({"127.0.0.1"})
+
+
+def local(config: HTTPConfig) -> EgressPolicy:
+    """The operator trusts loopback; the source's allowed_hosts narrows that."""
+    return EgressPolicy.of(TRUSTED, config.allowed_hosts)
 
 
 class Clock:
@@ -49,7 +57,9 @@ def source(server: Server, env: dict[str, str] | None = None, **config: Any) -> 
     cfg = HTTPConfig.model_validate(
         {"base_url": f"{server.url}/api", "allowed_hosts": ["127.0.0.1"], **config}
     )
-    made = HTTPSource(cfg, (env or {}).get, sleep=sleep, token_cache=TokenCache())
+    made = HTTPSource(
+        cfg, (env or {}).get, egress=local(cfg), sleep=sleep, token_cache=TokenCache()
+    )
     made.slept = slept  # type: ignore[attr-defined]
     return made
 
@@ -179,7 +189,9 @@ def test_an_oauth2_token_is_fetched_once_reused_and_refetched_after_expiry() -> 
             scope="read",
             allowed_hosts=["127.0.0.1"],
         )
-        src = HTTPSource(cfg, {"SECRET": "sh"}.get, token_cache=TokenCache(clock))
+        src = HTTPSource(
+            cfg, {"SECRET": "sh"}.get, egress=local(cfg), token_cache=TokenCache(clock)
+        )
         get(src)
         get(src)
         clock.now += 71  # within 30 s of expiry
@@ -222,10 +234,11 @@ def node(server: Server, **meta: Any) -> tuple[HTTPNode, RunContext]:
     async def no_sleep(seconds: float) -> None:
         pass
 
-    def factory(config: HTTPConfig, env: Any) -> HTTPSource:
-        return HTTPSource(config, env, sleep=no_sleep)
+    def factory(config: HTTPConfig, env: Any, egress: EgressPolicy) -> HTTPSource:
+        return HTTPSource(config, env, egress=egress, sleep=no_sleep)
 
-    return made, RunContext(providers={"http": factory}, env=lambda _name: None)
+    context = RunContext(providers={"http": factory}, env=lambda _name: None, trusted_hosts=TRUSTED)
+    return made, context
 
 
 def test_state_values_fill_one_path_segment_and_cannot_leave_it() -> None:
@@ -301,7 +314,9 @@ def test_the_http_enrich_example_runs_end_to_end() -> None:
         assert validated.valid, validated.to_dict()["errors"]
         state = {"user_input": "upgrade me", "metadata": {"customer_id": "c-42"}}
         workflow = compile_workflow(validated, state_keys=state.keys(), node_types=NODE_TYPES)
-        ctx = RunContext(providers={"http": HTTPSource}, env={"CRM_TOKEN": "crm-tok"}.get)
+        ctx = RunContext(
+            providers={"http": HTTPSource}, env={"CRM_TOKEN": "crm-tok"}.get, trusted_hosts=TRUSTED
+        )
         outcome = asyncio.run(run_workflow(workflow, state, ctx))
     assert outcome.status == "succeeded", outcome.error
     answer = {"name": "Ada", "plan": "pro"}

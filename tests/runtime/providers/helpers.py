@@ -6,12 +6,15 @@ import asyncio
 from collections.abc import Coroutine
 from typing import Any
 
+from runtime.egress import EgressPolicy
 from runtime.providers.base import ChatMessage, ChatRequest
 
 SECRET = "sk-test-0123456789abcdef"
 ENV = {"PROVIDER_KEY": SECRET}.get
 _NOTHING: dict[str, str] = {}
 NO_ENV = _NOTHING.get
+LOCAL = EgressPolicy.of(trusted=["127.0.0.1"])
+"""The fakes listen on loopback, which an adapter reaches only when the operator trusts it."""
 
 
 def run[T](coroutine: Coroutine[Any, Any, T]) -> T:

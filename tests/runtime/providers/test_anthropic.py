@@ -10,7 +10,7 @@ from runtime.errors import MissingCredential, ProviderError
 from runtime.providers.anthropic import DEFAULT_MAX_TOKENS, JSON_INSTRUCTION, AnthropicProvider
 from runtime.source_configs import AnthropicConfig
 from tests.fakes.providers import COMPLETION_TOKENS, PROMPT_TOKENS, FakeAnthropicServer
-from tests.runtime.providers.helpers import ENV, NO_ENV, SECRET, Tokens, ask, run
+from tests.runtime.providers.helpers import ENV, LOCAL, NO_ENV, SECRET, Tokens, ask, run
 
 
 def provider(
@@ -29,7 +29,7 @@ def provider(
     }
     # AnthropicConfig has no timeout/max_retries fields (SPEC §1): the adapter takes them directly.
     source = AnthropicConfig(**settings)
-    return AnthropicProvider(source, env, timeout=timeout, max_retries=max_retries)
+    return AnthropicProvider(source, env, egress=LOCAL, timeout=timeout, max_retries=max_retries)
 
 
 def failure(server: FakeAnthropicServer, **options: Any) -> ProviderError:

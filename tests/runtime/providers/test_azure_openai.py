@@ -10,7 +10,7 @@ from runtime.errors import MissingCredential, ProviderError
 from runtime.providers.azure_openai import AzureOpenAIProvider
 from runtime.source_configs import AzureOpenAIConfig
 from tests.fakes.providers import COMPLETION_TOKENS, PROMPT_TOKENS, FakeOpenAIServer
-from tests.runtime.providers.helpers import ENV, NO_ENV, SECRET, Tokens, ask, run
+from tests.runtime.providers.helpers import ENV, LOCAL, NO_ENV, SECRET, Tokens, ask, run
 
 
 def provider(server: FakeOpenAIServer, env: Any = ENV, **config: Any) -> AzureOpenAIProvider:
@@ -23,7 +23,7 @@ def provider(server: FakeOpenAIServer, env: Any = ENV, **config: Any) -> AzureOp
         "timeout": 5.0,
         **config,
     }
-    return AzureOpenAIProvider(AzureOpenAIConfig(**settings), env)
+    return AzureOpenAIProvider(AzureOpenAIConfig(**settings), env, egress=LOCAL)
 
 
 def test_it_calls_the_deployment_with_the_api_version_and_the_api_key_header(openai_server):

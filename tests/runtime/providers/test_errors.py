@@ -81,6 +81,6 @@ def test_a_source_without_base_url_ignores_the_servers_base_url_variables(monkey
 
     assert str(openai._build("k").base_url) == "https://api.openai.com/v1/"
     assert str(anthropic._build("k").base_url) == "https://api.anthropic.com"
-    assert google._build("k")._api_client._http_options.base_url == (
+    assert google._build("k").sdk._api_client._http_options.base_url == (
         "https://generativelanguage.googleapis.com/"
     )

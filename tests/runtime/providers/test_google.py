@@ -10,7 +10,7 @@ from runtime.errors import MissingCredential, ProviderError
 from runtime.providers.google import GoogleProvider
 from runtime.source_configs import GoogleConfig
 from tests.fakes.providers import COMPLETION_TOKENS, PROMPT_TOKENS, FakeGeminiServer
-from tests.runtime.providers.helpers import ENV, NO_ENV, SECRET, Tokens, ask, run
+from tests.runtime.providers.helpers import ENV, LOCAL, NO_ENV, SECRET, Tokens, ask, run
 
 
 def provider(
@@ -18,7 +18,7 @@ def provider(
 ) -> GoogleProvider:
     source = GoogleConfig(model_name="gemini-test", api_key_env="PROVIDER_KEY", base_url=server.url)
     # GoogleConfig has no timeout/max_retries fields (SPEC §1): the adapter takes them directly.
-    return GoogleProvider(source, env, timeout=timeout, max_retries=max_retries)
+    return GoogleProvider(source, env, egress=LOCAL, timeout=timeout, max_retries=max_retries)
 
 
 def failure(server: FakeGeminiServer, **options: Any) -> ProviderError:
@@ -133,7 +133,7 @@ def test_max_retries_becomes_the_sdks_attempts(gemini_server):
     # Not run for real: google-genai waits at least a second between attempts.
     client = provider(gemini_server, max_retries=1)._build(SECRET)
 
-    retry = client._api_client._http_options.retry_options
+    retry = client.sdk._api_client._http_options.retry_options
     assert retry is not None and retry.attempts == 2
 
 

@@ -11,7 +11,7 @@ from runtime.providers import PROVIDERS
 from runtime.providers.openai import OpenAIProvider, completion_params
 from runtime.source_configs import OpenAIConfig
 from tests.fakes.providers import COMPLETION_TOKENS, PROMPT_TOKENS, FakeOpenAIServer
-from tests.runtime.providers.helpers import ENV, NO_ENV, SECRET, Tokens, ask, run
+from tests.runtime.providers.helpers import ENV, LOCAL, NO_ENV, SECRET, Tokens, ask, run
 
 
 def provider(server: FakeOpenAIServer, **config: Any) -> OpenAIProvider:
@@ -23,7 +23,7 @@ def provider(server: FakeOpenAIServer, **config: Any) -> OpenAIProvider:
         "timeout": 5.0,
         **config,
     }
-    return OpenAIProvider(OpenAIConfig(**settings), ENV)
+    return OpenAIProvider(OpenAIConfig(**settings), ENV, egress=LOCAL)
 
 
 def failure(server: FakeOpenAIServer, **config: Any) -> ProviderError:
@@ -156,7 +156,7 @@ def test_an_unreachable_server_is_a_retryable_connection_error(openai_server):
     source = OpenAIConfig(model_name="m", api_key_env="PROVIDER_KEY", base_url=url, max_retries=0)
 
     with pytest.raises(ProviderError) as raised:
-        run(OpenAIProvider(source, ENV).chat(ask("hi")))
+        run(OpenAIProvider(source, ENV, egress=LOCAL).chat(ask("hi")))
 
     assert raised.value.retryable
     assert "Could not reach OpenAI" in raised.value.message
@@ -166,7 +166,7 @@ def test_a_missing_key_names_the_variable_and_sends_nothing(openai_server):
     source = OpenAIConfig(model_name="m", api_key_env="PROVIDER_KEY", base_url=openai_server.url)
 
     with pytest.raises(MissingCredential, match="PROVIDER_KEY"):
-        run(OpenAIProvider(source, NO_ENV).chat(ask("hi")))
+        run(OpenAIProvider(source, NO_ENV, egress=LOCAL).chat(ask("hi")))
 
     assert openai_server.requests == []
 

@@ -11,7 +11,7 @@ from runtime.providers.base import ImageRequest
 from runtime.providers.openai_image import OpenAIImageProvider
 from runtime.source_configs import OpenAIImageConfig
 from tests.fakes.providers import PNG_BYTES, PROMPT_TOKENS, FakeOpenAIServer
-from tests.runtime.providers.helpers import ENV, NO_ENV, SECRET, run
+from tests.runtime.providers.helpers import ENV, LOCAL, NO_ENV, SECRET, run
 
 
 def provider(
@@ -23,7 +23,9 @@ def provider(
         "base_url": server.base_url,
         **config,
     }
-    return OpenAIImageProvider(OpenAIImageConfig(**settings), env, timeout=timeout, max_retries=0)
+    return OpenAIImageProvider(
+        OpenAIImageConfig(**settings), env, egress=LOCAL, timeout=timeout, max_retries=0
+    )
 
 
 def test_a_gpt_image_model_returns_the_image_bytes_and_size(openai_server):

@@ -1,6 +1,8 @@
 """Which addresses a node may reach: every spelling of an IP parsed, every embedding unwrapped.
 
-`refusal(address)` says why an address is not public (loopback, private, link-local, …) or None.
+`refusal(address)` says why an address is not public (loopback, private, link-local, …) or None;
+the operator may trust such an address. `never(address)` says why an address is one no trust
+opens (a cloud's metadata or wire server, link-local, unspecified), or None.
 An address embedded in another one — IPv4-mapped `::ffff:a.b.c.d`, NAT64 `64:ff9b::/96`, 6to4
 `2002::/16`, Teredo, IPv4-compatible `::a.b.c.d` — is judged by what it embeds too, because
 `ipaddress` calls several of those forms global although they reach the embedded address.
@@ -23,6 +25,21 @@ _EXTRA_REFUSED: tuple[tuple[IPNetwork, str], ...] = (
     (ipaddress.IPv4Network("192.0.0.0/24"), "IETF protocol assignment"),
     (ipaddress.IPv4Network("198.18.0.0/15"), "benchmarking"),
     (ipaddress.IPv6Network("fec0::/10"), "site-local"),
+)
+
+
+# Reached by no workflow, whatever the operator trusts: the clouds' instance metadata, credential
+# and wire servers. 169.254.0.0/16 holds AWS, GCP, Azure, OCI and OpenStack metadata
+# (169.254.169.254), ECS task credentials (169.254.170.2), EKS pod identity (169.254.170.23) and
+# Tencent's (169.254.0.23); 168.63.129.16 and 100.100.100.200 are public-looking.
+_NEVER: tuple[tuple[IPNetwork, str], ...] = (
+    (ipaddress.IPv4Network("169.254.0.0/16"), "link-local, where cloud metadata services live"),
+    (ipaddress.IPv6Network("fe80::/10"), "link-local"),
+    (ipaddress.IPv6Network("fd00:ec2::/32"), "AWS's instance metadata range"),
+    (ipaddress.IPv4Network("168.63.129.16/32"), "Azure's WireServer"),
+    (ipaddress.IPv4Network("100.100.100.200/32"), "Alibaba Cloud's metadata service"),
+    (ipaddress.IPv4Network("0.0.0.0/8"), "unspecified (it reaches this machine)"),
+    (ipaddress.IPv6Network("::/128"), "unspecified (it reaches this machine)"),
 )
 
 
@@ -71,6 +88,15 @@ def refusal(address: IPAddress) -> str | None:
         reason = _own_refusal(candidate)
         if reason:
             return reason if candidate == address else f"{reason} (embedded {candidate})"
+    return None
+
+
+def never(address: IPAddress) -> str | None:
+    """Why `address` (or an address it embeds) is one no trust ever opens, or None."""
+    for candidate in embedded(address):
+        for network, reason in _NEVER:
+            if candidate.version == network.version and candidate in network:
+                return reason if candidate == address else f"{reason} (embedded {candidate})"
     return None
 
 

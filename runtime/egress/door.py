@@ -1,17 +1,19 @@
 """The one door every outbound HTTP request of a node goes through.
 
 `Egress.send` refuses schemes other than http/https, connects only to checked public addresses
-(or those the source's `allowed_hosts` names; see `runtime.egress_guard`), follows at most
-`max_redirects` redirects by hand — checking each hop the same way — and attaches a request's
-credentials only while every hop so far stayed on the credentials' own origin (scheme, host,
-port). A body past `max_bytes` stops the read; `timeout` bounds the whole exchange, redirects
-and body included.
+(or non-public ones its policy opens; see `runtime.egress.trust`), follows at most
+`max_redirects` redirects by hand — checking each hop the same way, port included — and
+attaches a request's credentials only while every hop so far stayed on the credentials' own
+origin (scheme, host, port). Once a hop leaves that origin, only the headers
+`runtime.egress.headers.CROSS_ORIGIN_SAFE` names go along. A body past `max_bytes` stops the
+read; `timeout` bounds the whole exchange, redirects and body included.
 """
 
 from __future__ import annotations
 
 import asyncio
 import codecs
+import functools
 import json
 import logging
 import re
@@ -24,31 +26,25 @@ import httpcore2
 import httpx2
 from pydantic import JsonValue
 
-from runtime.egress_guard import EgressPolicy, EgressRefused, Guard, PinnedBackend, system_resolve
-from runtime.egress_guard import Resolver as Resolver
+from runtime.egress.guard import (
+    DEFAULT_PORTS,
+    EgressRefused,
+    Guard,
+    PinnedBackend,
+    Resolver,
+    system_resolve,
+)
+from runtime.egress.headers import cross_origin, header_problem
+from runtime.egress.trust import EgressPolicy
 from runtime.errors import InvalidCredential, InvalidRequest, NodeError
-from runtime.source_configs import CREDENTIAL_HEADER
 
 DEFAULT_MAX_BYTES = 5 * 1024 * 1024
 DEFAULT_MAX_REDIRECTS = 5
-SCHEMES = frozenset({"http", "https"})
+SCHEMES = frozenset(DEFAULT_PORTS)
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
-_DEFAULT_PORTS = {"http": 80, "https": 443}
+NODE_LIMITS = httpx2.Limits(max_connections=10)
+"""Connections one http source's request may hold open (the pool lives for one request)."""
 _DOT_SEGMENT = re.compile(r"(?:^|/)(?:\.|%2e){1,2}(?:/|$)", re.IGNORECASE)
-_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 token
-# Visible ASCII, with spaces and tabs inside only: no line break, no control character.
-_HEADER_VALUE = re.compile(r"(?:[\x21-\x7e](?:[\t\x20-\x7e]*[\x21-\x7e])?)?")
-
-__all__ = [
-    "Credentials",
-    "Egress",
-    "EgressPolicy",
-    "EgressRefused",
-    "EgressResponse",
-    "OutboundRequest",
-    "Resolver",
-    "ResponseTooLarge",
-]
 
 
 class _NoQueryInLogs(logging.Filter):
@@ -57,7 +53,7 @@ class _NoQueryInLogs(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args
         if isinstance(args, tuple) and len(args) > 1 and isinstance(args[1], httpx2.URL):
-            record.args = (args[0], _safe(args[1]), *args[2:])
+            record.args = (args[0], safe_url(args[1]), *args[2:])
         return True
 
 
@@ -72,7 +68,18 @@ Origin = tuple[str, str, int]
 
 
 def origin_of(url: httpx2.URL) -> Origin:
-    return (url.scheme, url.host.lower(), url.port or _DEFAULT_PORTS.get(url.scheme, 0))
+    return (url.scheme, url.host.lower(), port_of(url))
+
+
+def port_of(url: httpx2.URL) -> int:
+    return url.port or DEFAULT_PORTS.get(url.scheme, 0)
+
+
+@functools.cache
+def shared_ssl_context() -> ssl.SSLContext:
+    """One client TLS context for every egress client: building one loads the CA bundle (about
+    20 ms). SSL_CERT_FILE/SSL_CERT_DIR are honoured (an operator's own CA); proxies are not."""
+    return httpx2.create_ssl_context(trust_env=True)
 
 
 @dataclass(frozen=True)
@@ -114,14 +121,25 @@ class _Hop:
     trusted: bool
 
 
-class _PinnedTransport(httpx2.AsyncHTTPTransport):
+class PinnedTransport(httpx2.AsyncHTTPTransport):
     """httpx2's transport over a connection pool whose every socket comes from `backend`."""
 
-    def __init__(self, backend: PinnedBackend, ssl_context: ssl.SSLContext) -> None:
+    def __init__(
+        self,
+        backend: PinnedBackend,
+        ssl_context: ssl.SSLContext,
+        limits: httpx2.Limits = NODE_LIMITS,
+    ) -> None:
         # Hand over the context built once: the default would load the CA bundle again, about
         # 20 ms for every request.
-        super().__init__(verify=ssl_context, trust_env=False)
-        self._pool = httpcore2.AsyncConnectionPool(ssl_context=ssl_context, network_backend=backend)
+        super().__init__(verify=ssl_context, trust_env=False, limits=limits)
+        self._pool = httpcore2.AsyncConnectionPool(
+            ssl_context=ssl_context,
+            network_backend=backend,
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+        )
 
 
 class Egress:
@@ -140,7 +158,7 @@ class Egress:
         self.backend = PinnedBackend(self.guard, network_backend)
         self.max_bytes = max_bytes
         self.max_redirects = max_redirects
-        self._ssl = httpx2.create_ssl_context(trust_env=False)
+        self._ssl = shared_ssl_context()
 
     async def send(self, request: OutboundRequest) -> EgressResponse:
         """Send `request`, following redirects, and return the final answer with its body read.
@@ -158,13 +176,15 @@ class Egress:
                 if isinstance(response, EgressResponse):
                     return replace(response, redirects=redirects)
                 if not request.follow_redirects:
-                    raise EgressRefused(f"{_safe(hop.url)} answered with a redirect; not followed.")
+                    raise EgressRefused(
+                        f"{safe_url(hop.url)} answered with a redirect; not followed."
+                    )
                 hop = self._next_hop(hop, response, origin_of(httpx2.URL(request.url)))
         raise EgressRefused(f"More than {self.max_redirects} redirects from {request.url}.")
 
     def _client(self, timeout: float) -> httpx2.AsyncClient:
         return httpx2.AsyncClient(
-            transport=_PinnedTransport(self.backend, self._ssl),
+            transport=PinnedTransport(self.backend, self._ssl),
             timeout=httpx2.Timeout(timeout),
             follow_redirects=False,
             trust_env=False,  # no proxy, no .netrc: nothing from the environment joins a request
@@ -192,9 +212,9 @@ class Egress:
             ) from None
         if url.scheme not in SCHEMES or not url.host:
             raise EgressRefused(
-                f"Refused {_safe(url)}: HTTP nodes use http:// or https:// URLs with a host only."
+                f"Refused {safe_url(url)}: only http:// or https:// URLs with a host are requested."
             )
-        self.guard.check_name(url.host)
+        self.guard.check_name(url.host, port_of(url))
         return url
 
     async def _exchange(
@@ -211,16 +231,18 @@ class Egress:
         try:
             if response.status_code in REDIRECTS and "location" in response.headers:
                 return response
-            body = await _read_capped(response, self.max_bytes, _safe(hop.url))
+            body = await _read_capped(response, self.max_bytes, safe_url(hop.url))
         finally:
             await response.aclose()
-        return EgressResponse(response.status_code, response.headers, body, _safe(hop.url))
+        return EgressResponse(response.status_code, response.headers, body, safe_url(hop.url))
 
     def _next_hop(self, hop: _Hop, response: httpx2.Response, trusted_origin: Origin) -> _Hop:
         try:
             target = hop.url.join(response.headers["location"])
         except httpx2.InvalidURL as exc:
-            raise EgressRefused(f"{_safe(hop.url)} redirected to an invalid URL: {exc}.") from exc
+            raise EgressRefused(
+                f"{safe_url(hop.url)} redirected to an invalid URL: {exc}."
+            ) from exc
         url = self._checked_url(target)
         method, content = hop.method, hop.content
         status = response.status_code
@@ -229,21 +251,6 @@ class Egress:
         trusted = hop.trusted and origin_of(url) == trusted_origin
         headers = {k: v for k, v in hop.headers.items() if content or k.lower() != "content-type"}
         return _Hop(method, url, headers, content, trusted)
-
-
-def header_problem(name: str, value: str) -> str | None:
-    """Why HTTP cannot carry this header as it stands, or None (never quoting the value)."""
-    if not _HEADER_NAME.fullmatch(name):
-        return (
-            f"the header name {name[:100]!r} is not one HTTP allows (letters, digits and "
-            "!#$%&'*+-.^_`|~ only)"
-        )
-    if not _HEADER_VALUE.fullmatch(value):
-        return (
-            f"the value of the header {name!r} holds a line break, a control character, a "
-            "non-ASCII character or a space at either end, which HTTP headers cannot carry"
-        )
-    return None
 
 
 def _check_headers(request: OutboundRequest) -> None:
@@ -274,15 +281,7 @@ def _with_credentials(hop: _Hop, credentials: Credentials) -> httpx2.URL:
 def _headers(hop: _Hop, credentials: Credentials) -> dict[str, str]:
     if hop.trusted:
         return {**hop.headers, **credentials.headers}
-    return {
-        name: value
-        for name, value in hop.headers.items()
-        if not CREDENTIAL_HEADER.match(name) and name.lower() not in _lower(credentials.headers)
-    }
-
-
-def _lower(headers: Mapping[str, str]) -> set[str]:
-    return {name.lower() for name in headers}
+    return cross_origin(hop.headers)
 
 
 async def _read_capped(response: httpx2.Response, max_bytes: int, where: str) -> bytes:
@@ -306,7 +305,7 @@ def _too_large(where: str, max_bytes: int) -> ResponseTooLarge:
     )
 
 
-def _safe(url: httpx2.URL) -> str:
+def safe_url(url: httpx2.URL) -> str:
     """The URL without its query string or user info, which may carry credentials."""
     return str(url.copy_with(query=None, userinfo=b"", fragment=None))
 
