@@ -8,13 +8,18 @@ from agentflow_site.runtime_config import run_context
 from runtime.probes import probe_source
 from runtime.spec import SourceSpec
 from sources.models import Source
+from tenants.selectors import tenant_grants
 
 
 def source_test(source: Source) -> dict[str, Any]:
     spec = SourceSpec.model_validate(
         {"id": source.name, "kind": source.kind, "config": source.config}
     )
-    ctx = run_context()
+    ctx = run_context(
+        tenant=f"t{source.tenant_id}",  # as its runs are: its sqlite directory, its buckets
+        grants=tenant_grants(source.tenant),
+        trusted_hosts=source.tenant.trusted_hosts,
+    )
     result: dict[str, Any] = {}
 
     def target() -> None:

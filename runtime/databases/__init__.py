@@ -1,15 +1,19 @@
 """Database adapters for the db node, one per source kind: `DATABASES[kind](config, env)`.
 
-`sqlite` needs the operator's SQLite root, so it is added by `database_factories(root)`.
+`database_factories(root, tenant=…, policy=…)` gives every kind bound to what the operator
+decided: the functions and roles allowed (`SQLPolicy`), and the one directory of SQLite files
+the run's tenant may read.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from runtime.databases.base import Database
+from runtime.databases.functions import DEFAULT_POLICY, SQLPolicy
 from runtime.databases.mysql import mysql_factory
 from runtime.databases.postgres import postgres_factory
 from runtime.databases.sqlite import sqlite_factory
@@ -23,6 +27,13 @@ DATABASES: dict[str, DatabaseFactory] = {
 }
 
 
-def database_factories(sqlite_root: Path) -> dict[str, DatabaseFactory]:
-    """Every database kind, sqlite files read from under `sqlite_root`."""
-    return {**DATABASES, "sqlite": sqlite_factory(sqlite_root)}
+def database_factories(
+    sqlite_root: Path, *, tenant: str = "", policy: SQLPolicy = DEFAULT_POLICY
+) -> dict[str, DatabaseFactory]:
+    """Every database kind under the operator's `policy`; sqlite files are read from
+    `sqlite_root/<tenant>/` only (none at all without a tenant)."""
+    return {
+        "postgres": partial(postgres_factory, policy=policy),
+        "mysql": partial(mysql_factory, policy=policy),
+        "sqlite": sqlite_factory(sqlite_root, tenant),
+    }

@@ -13,7 +13,10 @@ from runtime.errors import ReadOnlyViolation as ReadOnlyViolationError
 __all__ = [
     "ConnectionFailed",
     "DatabaseError",
+    "FileNotFound",
+    "FunctionNotAllowed",
     "PoolExhausted",
+    "PrivilegedRole",
     "QueryTimeout",
     "ReadOnlyViolationError",
     "RowTooLarge",
@@ -32,6 +35,28 @@ class RowTooLarge(DatabaseError):
     """One row of the result is larger than the operator's byte cap; it was never read."""
 
     code = "db_row_too_large"
+
+
+class FunctionNotAllowed(ReadOnlyViolationError):
+    """The query calls a function (or operator) that is not on the allow-list: the built-in
+    list of functions that only compute, plus what the operator added. A read-only violation,
+    with a code of its own so that a client can tell it apart."""
+
+    code = "db_function_not_allowed"
+
+
+class PrivilegedRole(DatabaseError):
+    """The source's database role can undo every guard (a superuser, or one that reads and
+    writes the server's files) and the operator has not allowed such roles."""
+
+    code = "db_privileged_role"
+
+
+class FileNotFound(DatabaseError):
+    """A sqlite source names no file of this tenant's (missing, or outside its directory: the
+    same answer for both, so that a tenant cannot learn which other files exist)."""
+
+    code = "db_file_not_found"
 
 
 def row_too_large(max_bytes: int) -> RowTooLarge:

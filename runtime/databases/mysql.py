@@ -1,7 +1,10 @@
 """MySQL and MariaDB sources: one SELECT in a read-only transaction, over PyMySQL and a pool.
 
 The layers:
-1. sqlglot parses the text in the MySQL dialect: one plain SELECT, or an early error.
+1. The text is read with MySQL's own lexical rules, then sqlglot's MySQL grammar: one plain
+   SELECT calling only allowed functions, with no executable comment, or an early error
+   (runtime/databases/sqlcheck.py). Once per source, the user's grants are read: FILE, SUPER
+   or ALL PRIVILEGES on *.* are refused unless the operator allows them.
 2. CLIENT.MULTI_STATEMENTS is never set, so the server runs exactly one statement per call.
 3. `SET SESSION TRANSACTION READ ONLY` and `START TRANSACTION READ ONLY`, the server's
    statement timeout (`max_statement_time` on MariaDB, `max_execution_time` on MySQL) and lock
@@ -21,6 +24,7 @@ import asyncio
 import math
 import threading
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from runtime.databases.base import (
@@ -31,8 +35,10 @@ from runtime.databases.base import (
     ReadOnlyViolationError,
     Rows,
 )
+from runtime.databases.functions import DEFAULT_POLICY, SQLPolicy
 from runtime.databases.limits import db_limits
 from runtime.databases.mysqlpool import MySQLSource, abandon, close_quietly, source_for
+from runtime.databases.roles import mysql_role_facts
 from runtime.databases.rows import RowCollector
 from runtime.databases.sqlcheck import check_mysql
 from runtime.providers.base import EnvLookup, require_env
@@ -58,18 +64,21 @@ class _Running:
 class MySQLDatabase:
     kind = "mysql"
 
-    def __init__(self, config: MySQLConfig, env: EnvLookup) -> None:
+    def __init__(
+        self, config: MySQLConfig, env: EnvLookup, policy: SQLPolicy = DEFAULT_POLICY
+    ) -> None:
         self.config = config
         self.env = env
+        self.policy = policy
 
     async def select(self, query: Query) -> Rows:
-        check_mysql(query.sql)
-        return await self._run(self._select, query)
+        check_mysql(query.sql, self.policy, bool(query.params))
+        return await self._run(partial(self._select, gated=True), query)
 
     async def run_admin(self, sql: str) -> list[tuple[Any, ...]]:
         """Run one trusted statement of ours (the source test), not a node's."""
         query = Query(sql, {}, max_rows=1000, timeout_ms=self.config.statement_timeout_ms)
-        rows = await self._run(self._select, query)
+        rows = await self._run(partial(self._select, gated=False), query)
         return [tuple(row.values()) for row in rows.rows]
 
     async def _run(self, work: Any, query: Query) -> Rows:
@@ -98,6 +107,8 @@ class MySQLDatabase:
         query: Query,
         bound_ms: int,
         running: _Running,
+        *,
+        gated: bool,
     ) -> Rows:
         import pymysql
 
@@ -107,6 +118,8 @@ class MySQLDatabase:
                 conn = _alive(conn, source)
             with running.lock:
                 running.thread_id = conn.thread_id()
+            if gated:
+                _gate(conn, source, self.policy)
             _begin_read_only(conn, source, bound_ms)
             rows, drained = _fetch(conn, query, db_limits().max_bytes)
             if not drained:
@@ -138,6 +151,19 @@ class MySQLDatabase:
     def _bound_ms(self, query: Query) -> int:
         limit = self.config.statement_timeout_ms
         return min(query.timeout_ms, limit) if query.timeout_ms else limit
+
+
+def _gate(conn: Any, source: MySQLSource, policy: SQLPolicy) -> None:
+    """Refuse a user with FILE, SUPER or ALL PRIVILEGES on *.* unless the operator allows it;
+    its grants are read once per source (a refusal is asked about again next time)."""
+    facts = source.facts
+    if facts is None:
+        with conn.cursor() as cursor:
+            cursor.execute("SHOW GRANTS")
+            grants = [str(row[0]) for row in cursor.fetchall()]
+        facts = mysql_role_facts(grants, str(source.params.get("user") or "?"))
+    facts.check("mysql", policy.allow_privileged_roles)
+    source.facts = facts
 
 
 def _alive(conn: Any, source: MySQLSource) -> Any:
@@ -233,5 +259,7 @@ def _timeout_message(bound_ms: int) -> str:
     return f"The query ran past its timeout ({bound_ms} ms) and was stopped on the server."
 
 
-def mysql_factory(config: MySQLConfig, env: EnvLookup) -> MySQLDatabase:
-    return MySQLDatabase(config, env)
+def mysql_factory(
+    config: MySQLConfig, env: EnvLookup, policy: SQLPolicy = DEFAULT_POLICY
+) -> MySQLDatabase:
+    return MySQLDatabase(config, env, policy)

@@ -23,6 +23,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from runtime.databases.base import ConnectionFailed, DatabaseError, row_too_large
 from runtime.databases.limits import db_limits
 from runtime.databases.pool import Pool, PoolSettings, holder_for
+from runtime.databases.roles import RoleFacts
 from runtime.source_configs import MySQLConfig
 
 SCHEMES = ("mysql", "mysql+pymysql", "mariadb")
@@ -43,6 +44,8 @@ class MySQLSource:
         size = min(config.pool_size, limits.max_per_source)
         self.params = params
         self.server: ServerInfo | None = None
+        self.facts: RoleFacts | None = None
+        """What the user's grants allow beyond reading: read once, then kept."""
         self.pool: Pool[Any] = Pool(
             PoolSettings(
                 "mysql",

@@ -25,6 +25,7 @@ from runtime.databases.base import ConnectionFailed
 from runtime.databases.limits import db_limits
 from runtime.databases.pool import Pool, PoolSettings, holder_for
 from runtime.databases.pool import close_pools as close_pools
+from runtime.databases.roles import RoleFacts
 from runtime.source_configs import PostgresConfig
 
 CONNECT_TIMEOUT_S = 10
@@ -41,6 +42,9 @@ class PgSource:
         size = min(asked, limits.max_per_source)
         timeout = min(config.pool_timeout, limits.pool_timeout)
         self.application_name = f"{APPLICATION_NAME} {key[:12]}"
+        self.facts: RoleFacts | None = None
+        """What the role may do and which functions `x.name` can call: asked once, then kept
+        (runtime/databases/roles.py)."""
         self._conninfo = conninfo
         self._secrets = _secrets(conninfo)
         self._connect_timeout = min(CONNECT_TIMEOUT_S, max(1, int(timeout)))

@@ -1,7 +1,10 @@
 """PostgreSQL sources: one SELECT in a read-only transaction, over psycopg 3 and a pool.
 
 The layers, each beaten alone somewhere, together:
-1. pglast parses the text with PostgreSQL's grammar: one plain SELECT, or an early error.
+1. pglast parses the text with PostgreSQL's grammar: one plain SELECT calling only allowed
+   functions (runtime/databases/sqlcheck.py), or an early error. Once per source, the role is
+   checked (a superuser or a file-reading role is refused unless the operator allows it) and
+   the database's one-argument functions are listed, which `x.name` could call.
 2. `cursor.stream()` always uses the extended protocol, which runs exactly one statement, and
    binds every value there (never spliced into the text).
 3. `BEGIN READ ONLY` + `SET LOCAL` statement, lock and idle timeouts; the session default is
@@ -35,13 +38,16 @@ from runtime.databases.base import (
     Rows,
     row_too_large,
 )
+from runtime.databases.functions import DEFAULT_POLICY, SQLPolicy
 from runtime.databases.limits import db_limits
 from runtime.databases.pgpool import PgSource, source_for, source_key
+from runtime.databases.roles import PG_FACTS, pg_role_facts
 from runtime.databases.rows import RowCollector
-from runtime.databases.sqlcheck import check_postgres, pg_statement_text
+from runtime.databases.sqlcheck import PgChecked, check_pg_fields, check_postgres, pg_statement_text
 from runtime.providers.base import EnvLookup, require_env
 from runtime.source_configs import PostgresConfig
 
+AsyncConnection = psycopg.AsyncConnection[Any]
 CLIENT_GRACE_S = 0.5
 """How long after the server's own timeout the client gives up and cancels the query."""
 ROW_TOO_LARGE = "agentflow_row_too_large"
@@ -51,16 +57,20 @@ ROW_TOO_LARGE = "agentflow_row_too_large"
 class PostgresDatabase:
     kind = "postgres"
 
-    def __init__(self, config: PostgresConfig, env: EnvLookup) -> None:
+    def __init__(
+        self, config: PostgresConfig, env: EnvLookup, policy: SQLPolicy = DEFAULT_POLICY
+    ) -> None:
         self.config = config
         self.env = env
+        self.policy = policy
         self._source_key: tuple[str, str] | None = None
         """The connection string and its pool's key, worked out once per adapter (per run)."""
 
     async def select(self, query: Query) -> Rows:
-        check_postgres(query.sql)
+        checked = check_postgres(query.sql, self.policy)
         bound_ms, max_bytes = self._bound_ms(query), db_limits().max_bytes
-        async with self._transaction(bound_ms, max_bytes) as conn:
+        async with self._transaction(bound_ms, max_bytes) as (conn, source):
+            await self._gate(conn, source, checked)
             try:
                 async with asyncio.timeout(bound_ms / 1000 + CLIENT_GRACE_S):
                     return await _fetch(conn, query, max_bytes)
@@ -73,9 +83,22 @@ class PostgresDatabase:
     async def run_admin(self, sql: str) -> list[tuple[Any, ...]]:
         """Run one trusted, read-only query of ours (the source test), not a node's."""
         timeout_ms = self.config.statement_timeout_ms
-        async with self._transaction(timeout_ms, db_limits().max_bytes) as conn:
+        async with self._transaction(timeout_ms, db_limits().max_bytes) as (conn, _source):
             cursor = await conn.execute(sql)
             return await cursor.fetchall()
+
+    async def _gate(self, conn: AsyncConnection, source: PgSource, checked: PgChecked) -> None:
+        """Refuse a privileged role (unless allowed) and `x.name` calls of functions that are
+        not allowed; what the database says is asked once per source and kept."""
+        facts = source.facts
+        if facts is None:
+            cursor = await conn.execute(PG_FACTS)
+            facts = pg_role_facts(await cursor.fetchone() or (False, [], "?", []))
+        # Raises before the facts are kept: a refused role is asked about again next time (the
+        # operator may have fixed it meanwhile).
+        facts.check(self.kind, self.policy.allow_privileged_roles)
+        source.facts = facts
+        check_pg_fields(checked, self.policy, facts.field_functions)
 
     def _bound_ms(self, query: Query) -> int:
         """The node's timeout, never past the source's `statement_timeout_ms`."""
@@ -85,13 +108,13 @@ class PostgresDatabase:
     @asynccontextmanager
     async def _transaction(
         self, bound_ms: int, max_bytes: int
-    ) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    ) -> AsyncIterator[tuple[AsyncConnection, PgSource]]:
         if self._source_key is None:
             self._source_key = source_key(self._conninfo(), self.config)
         source = source_for(*self._source_key, self.config)
         try:
             async with source.transaction(partial(_begin_read_only, bound_ms=bound_ms)) as conn:
-                yield conn
+                yield conn, source
         except psycopg.Error as exc:
             raise _translate(exc, bound_ms, max_bytes, source) from exc
 
@@ -181,5 +204,7 @@ def _timeout_message(bound_ms: int) -> str:
     return f"The query ran past its timeout ({bound_ms} ms) and was cancelled on the server."
 
 
-def postgres_factory(config: PostgresConfig, env: EnvLookup) -> PostgresDatabase:
-    return PostgresDatabase(config, env)
+def postgres_factory(
+    config: PostgresConfig, env: EnvLookup, policy: SQLPolicy = DEFAULT_POLICY
+) -> PostgresDatabase:
+    return PostgresDatabase(config, env, policy)

@@ -1,5 +1,7 @@
 """What `POST /sources/{id}/test` learns from a database source: it answers, and what its role
-could do beyond reading. The role is the last line of defence, and the operator's to set.
+could do beyond reading. The role is the last line of defence, and the operator's to set: a
+role that can write gets a warning; a privileged one (runtime/databases/roles.py) fails the
+test, as it fails every db node, unless the operator allows such roles.
 """
 
 from __future__ import annotations
@@ -8,6 +10,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from runtime.databases.functions import SQLPolicy
+from runtime.databases.roles import PG_FACTS, RoleFacts, mysql_role_facts, pg_role_facts
 from runtime.errors import NodeError
 
 PG_ROLE_CHECK = """
@@ -57,6 +61,7 @@ GRANT_LINE = re.compile(r"^GRANT (?P<privileges>.+?) ON (?P<target>\S+) TO ", re
 
 class AdminQueries(Protocol):
     kind: str
+    policy: SQLPolicy
 
     async def run_admin(self, sql: str) -> list[tuple[Any, ...]]: ...
 
@@ -66,21 +71,38 @@ class ProbeReport:
     ok: bool
     message: str
     warnings: list[str] = field(default_factory=list)
+    role_ok: bool = True
+    """Whether db nodes run with this role (not privileged, or the operator allows it)."""
+    role_detail: str = ""
 
 
 async def probe(adapter: AdminQueries) -> ProbeReport:
-    """Connect, run SELECT 1, and warn about a role that could write or is a superuser."""
+    """Connect, run SELECT 1, fail for a privileged role (unless the operator allows one), and
+    warn about a role that could write."""
     try:
         await adapter.run_admin("SELECT 1")
         if adapter.kind == "postgres":
             warnings = postgres_warnings((await adapter.run_admin(PG_ROLE_CHECK))[0])
+            facts = pg_role_facts((await adapter.run_admin(PG_FACTS))[0])
         else:
-            warnings = mysql_warnings(
-                [str(row[0]) for row in await adapter.run_admin("SHOW GRANTS")]
-            )
+            grants = [str(row[0]) for row in await adapter.run_admin("SHOW GRANTS")]
+            warnings = mysql_warnings(grants)
+            user = await adapter.run_admin("SELECT CURRENT_USER()")
+            facts = mysql_role_facts(grants, str(user[0][0]))
     except NodeError as exc:
         return ProbeReport(ok=False, message=exc.message)
-    return ProbeReport(ok=True, message=f"The {adapter.kind} source answered.", warnings=warnings)
+    role_ok, detail = _role_verdict(facts, adapter)
+    answered = f"The {adapter.kind} source answered."
+    return ProbeReport(True, answered, warnings, role_ok=role_ok, role_detail=detail)
+
+
+def _role_verdict(facts: RoleFacts, adapter: AdminQueries) -> tuple[bool, str]:
+    problem = facts.problem(adapter.kind)
+    if problem is None:
+        return True, f"The role {facts.role} is not privileged: db nodes run with it."
+    if adapter.policy.allow_privileged_roles:
+        return True, f"The role {facts.role} is privileged; the operator allows such roles."
+    return False, problem
 
 
 def postgres_warnings(row: tuple[Any, ...]) -> list[str]:

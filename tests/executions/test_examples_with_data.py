@@ -32,7 +32,8 @@ def execute(key: IssuedKey, spec: dict[str, Any], state: dict[str, Any]) -> dict
 
 @pytest.fixture
 def shop_dsn() -> Iterator[str]:
-    """A database of its own holding an orders table, as a shop's would."""
+    """A database of its own holding an orders table, as a shop's would, read by a role that
+    may only SELECT (db nodes refuse a superuser)."""
     if connection.vendor != "postgresql":
         if IN_CI:
             pytest.fail("CI=true but the tests are not running on PostgreSQL")
@@ -52,9 +53,12 @@ def shop_dsn() -> Iterator[str]:
             "INSERT INTO orders VALUES (1, 'ada@example.com', 'shipped', 25.50), "
             "(2, 'bob@example.com', 'open', 9.99), (3, 'ada@example.com', 'open', 4)"
         )
-    yield dsn
+        shop.execute(f"CREATE ROLE {name}_reader LOGIN")
+        shop.execute(f"GRANT SELECT ON orders TO {name}_reader")
+    yield f"postgresql://{name}_reader@{db['HOST']}:{db['PORT']}/{name}"
     with psycopg.connect(f"{base}/postgres", autocommit=True) as admin:
         admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+        admin.execute(f"DROP ROLE {name}_reader")
 
 
 def test_support_desk_answers_an_order_question_from_the_shop_database(
@@ -91,7 +95,8 @@ def test_support_desk_cannot_be_talked_into_a_write(
 def test_http_enrich_looks_the_customer_up_with_the_token_from_the_environment(
     tenant, executor_key: IssuedKey, monkeypatch
 ) -> None:
-    tenant.allowed_env = ["CRM_TOKEN"]
+    tenant.allowed_env = ["CRM_TOKEN@http:127.0.0.1"]  # the CRM here is on loopback
+    tenant.trusted_hosts = ["127.0.0.1"]  # the operator trusts the loopback CRM for this tenant
     tenant.save()
     monkeypatch.setenv("CRM_TOKEN", "crm-token-0123456789")
     with serving() as crm:
@@ -112,7 +117,7 @@ def test_http_enrich_looks_the_customer_up_with_the_token_from_the_environment(
 def test_http_enrich_refuses_loopback_unless_the_source_allows_it(
     tenant, executor_key: IssuedKey, monkeypatch
 ) -> None:
-    tenant.allowed_env = ["CRM_TOKEN"]
+    tenant.allowed_env = ["CRM_TOKEN@http:127.0.0.1"]  # the CRM here is on loopback
     tenant.save()
     monkeypatch.setenv("CRM_TOKEN", "crm-token-0123456789")
     with serving() as crm:

@@ -56,7 +56,7 @@ def test_the_offline_demo_runs_with_no_key_and_no_server(
     from tenants.management.commands.demo_catalogue import write_catalogue
 
     settings.AGENTFLOW_SQLITE_ROOT = tmp_path
-    write_catalogue(tmp_path / "demo.sqlite3")
+    write_catalogue(tmp_path / f"t{executor_key.row.tenant_id}" / "demo.sqlite3")  # its own dir
     response = execute(executor_key, example("offline-demo"), {"user_input": "any prices?"})
     assert response.status_code == 200
     body = response.json()

@@ -1,19 +1,24 @@
 import secrets
-from pathlib import Path
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
 
+from agentflow_site.runtime_config import tenant_sqlite_dir
 from tenants.management.commands.demo_catalogue import write_catalogue
 from tenants.models import ApiKey, Role, Tenant
 from tenants.services import api_key_create, api_key_revoke, tenant_create
 
 DEMO_KEY_NAME = "demo admin (make run)"
-# The variables the bundled examples name; a real tenant is granted its own (createtenant
+# The variables the bundled examples name, each bound to where the examples send it (so that no
+# workflow can send the keys anywhere else); a real tenant is granted its own (createtenant
 # --allow-env, the admin, or AGENTFLOW_ALLOWED_ENV for every tenant).
-DEMO_ENV_GRANTS = ["OPENAI_API_KEY", "ANTHROPIC_API_KEY", "SHOP_DATABASE_URL", "CRM_TOKEN"]
+DEMO_ENV_GRANTS = [
+    "OPENAI_API_KEY@openai|openai_image",
+    "ANTHROPIC_API_KEY@anthropic",
+    "SHOP_DATABASE_URL@postgres",
+    "CRM_TOKEN@http:crm.example.com",
+]
 
 
 class Command(BaseCommand):
@@ -27,10 +32,10 @@ class Command(BaseCommand):
         parser.add_argument("--base-url", default="http://127.0.0.1:8000")
 
     def handle(self, *args: Any, **opts: Any) -> None:
-        write_catalogue(Path(settings.AGENTFLOW_SQLITE_ROOT) / "demo.sqlite3")
         tenant = Tenant.objects.filter(slug=opts["tenant"]).first() or tenant_create(
             slug=opts["tenant"], name="Demo tenant", allowed_env=DEMO_ENV_GRANTS
         )
+        write_catalogue(tenant_sqlite_dir(tenant.pk) / "demo.sqlite3")  # its own sqlite directory
         for old in ApiKey.objects.for_tenant(tenant).filter(name=DEMO_KEY_NAME, revoked=False):
             api_key_revoke(api_key=old)
         _, key = api_key_create(tenant=tenant, role=Role.ADMIN, name=DEMO_KEY_NAME)

@@ -2,8 +2,10 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from agentflow_site.runtime_config import tenant_sqlite_dir
+from tenants.models import Tenant
 
 PRODUCTS = [
     ("Espresso machine", 249.0, 12),
@@ -26,9 +28,18 @@ def write_catalogue(path: Path) -> None:
 
 
 class Command(BaseCommand):
-    help = "Write demo.sqlite3 (a small product catalogue) under AGENTFLOW_SQLITE_ROOT."
+    help = (
+        "Write demo.sqlite3 (a small product catalogue) in a tenant's own sqlite directory, "
+        "AGENTFLOW_SQLITE_ROOT/t<tenant id>/."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--tenant", default="demo", help="the tenant's slug")
 
     def handle(self, *args: Any, **opts: Any) -> None:
-        path = Path(settings.AGENTFLOW_SQLITE_ROOT) / "demo.sqlite3"
+        tenant = Tenant.objects.filter(slug=opts["tenant"]).first()
+        if tenant is None:
+            raise CommandError(f"No tenant {opts['tenant']!r}; run bootstrap_demo first.")
+        path = tenant_sqlite_dir(tenant.pk) / "demo.sqlite3"
         write_catalogue(path)
         self.stdout.write(str(path))

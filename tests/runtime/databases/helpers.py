@@ -10,11 +10,20 @@ from typing import Any
 import pytest
 
 from runtime.databases.base import Query
+from runtime.databases.functions import SQLPolicy
 from runtime.databases.pgpool import close_pools
 from tests.conftest import IN_CI
 
 PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 MYSQL_DSN = "mysql://root@127.0.0.1:3306/test"
+ADMIN_OK = SQLPolicy(
+    pg_functions=frozenset({"pg_sleep", "pg_backend_pid"}),
+    mysql_functions=frozenset({"sleep", "connection_id"}),
+    allow_privileged_roles=True,
+)
+"""What these tests' operator allows: the test servers' admin users are privileged, and the
+tests sleep and ask for their session's id. They show the other layers at work; test_gates.py
+shows such a role, and those functions, refused by default."""
 
 
 def unique(prefix: str) -> str:

@@ -22,13 +22,13 @@ from runtime.node_metadata import DBMetadata
 from runtime.nodes.db import DBNode
 from runtime.source_configs import MySQLConfig, PostgresConfig, SQLiteConfig
 from runtime.spec import SourceSpec
-from tests.runtime.databases.helpers import query, run, unique
+from tests.runtime.databases.helpers import ADMIN_OK, query, run, unique
 
 Limits = Callable[..., DBLimits]
 
 
 def pg_adapter(env: Any, **config: Any) -> PostgresDatabase:
-    return PostgresDatabase(PostgresConfig(connection_string_env="PG_URL", **config), env)
+    return PostgresDatabase(PostgresConfig(connection_string_env="PG_URL", **config), env, ADMIN_OK)
 
 
 def rss_mb() -> float:
@@ -119,7 +119,7 @@ def test_the_operators_row_cap_bounds_a_nodes_max_rows(env: Any, limits: Limits)
         {"source": "pg", "query": "SELECT g FROM generate_series(1, 10) g", "max_rows": 100_000}
     )
     node = DBNode("rows", meta, {"pg": source})
-    ctx = RunContext(env=env, providers=database_factories(Path("/nonexistent")))
+    ctx = RunContext(env=env, providers=database_factories(Path("/nonexistent"), policy=ADMIN_OK))
 
     out = run(node.run({}, ctx))
 
@@ -141,7 +141,7 @@ def test_a_mysql_row_past_the_cap_is_refused_and_the_source_still_serves(
     env: Any, limits: Limits
 ) -> None:
     limits(max_bytes=100_000)
-    db = MySQLDatabase(MySQLConfig(connection_string_env="MYSQL_URL", pool_size=1), env)
+    db = MySQLDatabase(MySQLConfig(connection_string_env="MYSQL_URL", pool_size=1), env, ADMIN_OK)
 
     async def scenario() -> tuple[RowTooLarge, Any]:
         with pytest.raises(RowTooLarge) as caught:

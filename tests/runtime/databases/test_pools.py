@@ -22,14 +22,14 @@ from runtime.databases.pgpool import APPLICATION_NAME, source_key
 from runtime.databases.pool import Pool, PoolSettings, close_pools, open_connections
 from runtime.databases.postgres import PostgresDatabase
 from runtime.source_configs import MySQLConfig, PostgresConfig
-from tests.runtime.databases.helpers import PG_DSN, query, run
+from tests.runtime.databases.helpers import ADMIN_OK, PG_DSN, query, run
 
 Limits = Callable[..., DBLimits]
 
 
 def pg_adapter(env: Any, **config: Any) -> PostgresDatabase:
     settings = {"connection_string_env": "PG_URL", "pool_size": 5, "pool_timeout": 60, **config}
-    return PostgresDatabase(PostgresConfig(**settings), env)
+    return PostgresDatabase(PostgresConfig(**settings), env, ADMIN_OK)
 
 
 def application_name(db: PostgresDatabase) -> str:
@@ -298,7 +298,8 @@ def test_returned_connections_past_pool_size_are_closed(limits: Limits) -> None:
 
 
 def my_adapter(env: Any, **config: Any) -> MySQLDatabase:
-    return MySQLDatabase(MySQLConfig(**{"connection_string_env": "MYSQL_URL", **config}), env)
+    settings = MySQLConfig(**{"connection_string_env": "MYSQL_URL", **config})
+    return MySQLDatabase(settings, env, ADMIN_OK)
 
 
 def test_a_mysql_pool_size_of_100_is_clamped_to_the_operators_ceiling(
