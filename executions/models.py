@@ -126,3 +126,21 @@ class ExecutionEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.execution_id}#{self.pk} {self.kind}"
+
+
+class DailyUsage(models.Model):
+    """A tenant's count against its daily budget when there is no Redis: what its provider
+    calls used on one UTC day plus what calls in flight have reserved (runtime/budget.py)."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    tokens = models.BigIntegerField(default=0)
+    cost = models.DecimalField(max_digits=18, decimal_places=8, default=0)
+
+    class Meta:
+        constraints = (
+            models.UniqueConstraint(fields=("tenant", "day"), name="one_daily_usage_per_day"),
+        )
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id}:{self.day}"

@@ -1,4 +1,4 @@
-"""Reads about executions: what a tenant used today, and what its budget leaves."""
+"""Reads about executions: what a tenant used, and its daily budget."""
 
 from datetime import datetime, time, timedelta
 from decimal import Decimal
@@ -8,7 +8,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from executions.models import NodeRun
-from runtime.budget import Budget
+from runtime.budget import DailyLimits, Spend
 from tenants.models import Tenant
 
 
@@ -25,39 +25,41 @@ def usage_between(tenant: Tenant, start: datetime, end: datetime) -> tuple[int, 
     return int(totals["tokens"] or 0), Decimal(totals["cost"] or 0)
 
 
-def usage_today(tenant: Tenant) -> tuple[int, Decimal]:
+def budget_limits(tenant: Tenant) -> DailyLimits:
+    """The tenant's daily limits, with what its finished calls used today (where the day's
+    count starts at least)."""
+    tokens, cost = tenant.daily_token_budget, tenant.daily_cost_budget
+    if tokens is None and cost is None:
+        return DailyLimits()
     start = _day_start()
-    return usage_between(tenant, start, start + timedelta(days=1))
-
-
-def budget_left(tenant: Tenant) -> Budget:
-    """What the tenant may still spend today, for a run starting now."""
-    tokens, cost = usage_today(tenant)
-    token_budget, cost_budget = tenant.daily_token_budget, tenant.daily_cost_budget
-    return Budget(
-        tokens_left=None if token_budget is None else token_budget - tokens,
-        cost_left=None if cost_budget is None else float(cost_budget - cost),
+    used, spent = usage_between(tenant, start, start + timedelta(days=1))
+    return DailyLimits(
+        tokens=tokens,
+        cost=None if cost is None else float(cost),
+        day=start.date(),
+        recorded=Spend(used, float(spent)),
     )
 
 
 def usage_report(tenant: Tenant, days: int) -> dict[str, Any]:
     start = _day_start()
-    daily = []
+    daily: list[dict[str, Any]] = []
     for back in range(days):
         day = start - timedelta(days=back)
         tokens, cost = usage_between(tenant, day, day + timedelta(days=1))
         daily.append({"date": day.date().isoformat(), "tokens": tokens, "cost": float(cost)})
     today = daily[0]
-    left = budget_left(tenant)
+    token_budget = tenant.daily_token_budget
+    cost_budget = None if tenant.daily_cost_budget is None else float(tenant.daily_cost_budget)
     return {
         "today": today,
         "budget": {
-            "daily_tokens": tenant.daily_token_budget,
-            "daily_cost": float(tenant.daily_cost_budget)
-            if tenant.daily_cost_budget is not None
-            else None,
-            "tokens_left": None if left.tokens_left is None else max(0, left.tokens_left),
-            "cost_left": None if left.cost_left is None else max(0.0, round(left.cost_left, 8)),
+            "daily_tokens": token_budget,
+            "daily_cost": cost_budget,
+            "tokens_left": None if token_budget is None else max(0, token_budget - today["tokens"]),
+            "cost_left": None
+            if cost_budget is None
+            else max(0.0, round(cost_budget - today["cost"], 8)),
         },
         "daily": daily,
     }

@@ -3,11 +3,16 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+from runtime.budget import Spend, spending, text_tokens
 from runtime.context import RunContext
 from runtime.node_metadata import ImageMetadata
 from runtime.nodes.base import Node, NodeOutput, State
 from runtime.providers.base import GeneratedImage, ImageRequest
 from runtime.strict import IMAGE_QUALITY_ALIASES
+
+IMAGE_TOKENS = 6_240
+"""Output tokens reserved from the daily budget for one image: the most gpt-image-1 bills for
+one (high quality, 1024x1536)."""
 
 
 def _quality(model: str, quality: str | None) -> str | None:
@@ -34,18 +39,20 @@ class ImageNode(Node):
             quality=_quality(model, self.meta.quality or config.get("quality")),
             style=self.meta.style or config.get("style"),
         )
-        ctx.budget.check(self.node_id)
-        answer = await self.adapter(ctx).generate(request)
+        prompt = text_tokens(request.prompt)
+        want = Spend(prompt + IMAGE_TOKENS, ctx.prices.cost(model, prompt, IMAGE_TOKENS))
+        async with spending(ctx.budget, self.node_id, want) as meter:
+            answer = await self.adapter(ctx).generate(request)
+            usage = answer.usage
+            cost = ctx.prices.cost(answer.model, usage.prompt_tokens, usage.completion_tokens)
+            meter.used = Spend(usage.total_tokens, cost)
         image = answer.images[0]
-        usage = answer.usage
         result: dict[str, Any] = {
             "url": await self._url(image, ctx),
             "revised_prompt": image.revised_prompt,
             "size": answer.size or request.size,
             "model": answer.model,
         }
-        cost = ctx.prices.cost(answer.model, usage.prompt_tokens, usage.completion_tokens)
-        ctx.budget.spend(usage.total_tokens, cost)
         return NodeOutput(result=result, tokens=usage.total_tokens, cost=cost)
 
     async def _url(self, image: GeneratedImage, ctx: RunContext) -> str | None:

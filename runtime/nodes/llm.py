@@ -4,6 +4,7 @@ import json
 import math
 from typing import Any
 
+from runtime.budget import Spend, spending, text_tokens
 from runtime.context import RunContext
 from runtime.errors import NodeError
 from runtime.node_metadata import LLMMetadata
@@ -25,6 +26,16 @@ def chat_cost(result: ChatResult, ctx: RunContext) -> tuple[int, float]:
     usage = result.usage
     cost = ctx.prices.cost(result.model, usage.prompt_tokens, usage.completion_tokens)
     return usage.total_tokens, cost
+
+
+def chat_estimate(request: ChatRequest, node: Node, ctx: RunContext) -> Spend:
+    """What a chat call may use, reserved from the daily budget: its prompt, and its answer's
+    `max_tokens` (the node's, else the source's, else 1,000), at the source's model's price."""
+    config = node.source().config
+    prompt = text_tokens(*(message.content for message in request.messages))
+    answer = int(request.max_tokens or config.get("max_tokens") or DEFAULT_COMPLETION_TOKENS)
+    model = str(config.get("model_name") or config.get("deployment") or "")
+    return Spend(prompt + answer, ctx.prices.cost(model, prompt, answer))
 
 
 class LLMNode(Node):
@@ -64,11 +75,11 @@ class LLMNode(Node):
         async def on_token(delta: str) -> None:
             await ctx.observer.node_token(self.node_id, delta)
 
-        ctx.budget.check(self.node_id)
-        answer: ChatResult = await self.adapter(ctx).chat(
-            request, on_token=on_token if self.meta.stream else None
-        )
-        ctx.budget.spend(*chat_cost(answer, ctx))
+        async with spending(ctx.budget, self.node_id, chat_estimate(request, self, ctx)) as meter:
+            answer: ChatResult = await self.adapter(ctx).chat(
+                request, on_token=on_token if self.meta.stream else None
+            )
+            meter.used = Spend(*chat_cost(answer, ctx))
         return answer
 
     def _messages(self, state: State) -> list[ChatMessage]:

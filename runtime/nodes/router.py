@@ -7,10 +7,11 @@ import re
 from collections.abc import Sequence
 from functools import lru_cache
 
+from runtime.budget import Spend, spending, text_tokens
 from runtime.context import RunContext
 from runtime.node_metadata import KeywordRouter, LLMRouter, RulesRouter, SemanticRouter
 from runtime.nodes.base import Node, NodeOutput, State
-from runtime.nodes.llm import chat_cost
+from runtime.nodes.llm import chat_cost, chat_estimate
 from runtime.providers._errors import malformed_error
 from runtime.providers.base import ChatMessage, ChatRequest, check_text
 from runtime.sandbox.expressions import evaluate_rule
@@ -84,10 +85,10 @@ class LLMRouterNode(Node):
             temperature=0,
             max_tokens=20,
         )
-        ctx.budget.check(self.node_id)
-        answer = await self.adapter(ctx).chat(request)
-        tokens, cost = chat_cost(answer, ctx)
-        ctx.budget.spend(tokens, cost)
+        async with spending(ctx.budget, self.node_id, chat_estimate(request, self, ctx)) as meter:
+            answer = await self.adapter(ctx).chat(request)
+            meter.used = Spend(*chat_cost(answer, ctx))
+        tokens, cost = meter.used.tokens, meter.used.cost
         intent = self._pick(answer.text)
         routed = _routed(intent, answer=answer.text[:100], model=answer.model)
         return NodeOutput(routed.result, tokens, cost, routed.updates, routed.details)
@@ -123,8 +124,14 @@ class SemanticRouterNode(Node):
         texts = [text] if self._examples else [text, *(ex for _, ex in labels)]
         for each in texts:
             check_text(each, f"Node '{self.node_id}': the user_input or an example")
-        ctx.budget.check(self.node_id)
-        embedded = await adapter.embed(texts)
+        model = str(self.source().config.get("model_name", ""))
+        tokens = text_tokens(*texts)
+        want = Spend(tokens, ctx.prices.cost(model, tokens, 0))
+        async with spending(ctx.budget, self.node_id, want) as meter:
+            embedded = await adapter.embed(texts)
+            usage = embedded.usage
+            cost = ctx.prices.cost(embedded.model, usage.prompt_tokens, 0)
+            meter.used = Spend(usage.total_tokens, cost)
         if len(embedded.vectors) != len(texts):
             raise malformed_error(
                 embedded.model, f"{len(embedded.vectors)} embeddings came for {len(texts)} texts"
@@ -134,8 +141,6 @@ class SemanticRouterNode(Node):
             self._examples = [(i, v) for (i, _), v in zip(labels, vectors, strict=True)]
         scores = [(_cosine(query, vector), intent) for intent, vector in self._examples]
         best, intent = max(scores, default=(0.0, self.meta.default))
-        usage = embedded.usage
-        cost = ctx.prices.cost(embedded.model, usage.prompt_tokens, 0)
         chosen = intent if best >= self.meta.threshold else self.meta.default
         routed = _routed(chosen, score=round(best, 4))
         return NodeOutput(routed.result, usage.total_tokens, cost, routed.updates, routed.details)
