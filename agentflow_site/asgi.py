@@ -10,7 +10,12 @@ from django.core.asgi import get_asgi_application
 sys.setswitchinterval(0.001)
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agentflow_site.settings")
-application = get_asgi_application()
+django_application = get_asgi_application()
+
+from agentflow_site.middleware import BodyLimitMiddleware  # noqa: E402  (needs the settings)
+
+# Around Django's handler, which reads a whole body before any view (or check) runs.
+application = BodyLimitMiddleware(django_application)
 
 # Pay for the provider SDKs' imports (seconds) at start, not in the first request.
 from runtime.providers.preload import preload  # noqa: E402

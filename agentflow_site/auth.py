@@ -4,6 +4,7 @@ Keys come in `X-API-Key: <key>` or `Authorization: Api-Key <key>`. A missing, wr
 revoked key is a 401 with `WWW-Authenticate`; a key whose role may not do what it asks is a 403.
 """
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +14,7 @@ from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions
 from rest_framework.request import Request
 
+from agentflow_site.converters import KEY_PREFIX
 from tenants.models import ApiKey, Role, Tenant
 from tenants.services import audit_record
 
@@ -76,8 +78,12 @@ def _refusal(api_key: ApiKey, raw: str) -> str | None:
 
 def _verified_key(raw: str, request: Request) -> ApiKey:
     prefix, dot, _secret = raw.partition(".")
+    # Only a prefix that could exist reaches the database (a NUL in a header would be a 500).
+    well_formed = bool(dot) and re.fullmatch(KEY_PREFIX, prefix) is not None
     api_key: ApiKey | None = (
-        ApiKey.objects.select_related("tenant").filter(prefix=prefix).first() if dot else None
+        ApiKey.objects.select_related("tenant").filter(prefix=prefix).first()
+        if well_formed
+        else None
     )
     if api_key is None:
         raise exceptions.AuthenticationFailed("This API key is not valid.")

@@ -4,15 +4,16 @@ from typing import Any
 
 from django.conf import settings
 from django.core.checks import Error, Warning, register
-from rest_framework.throttling import SimpleRateThrottle
+
+from agentflow_site.throttling import parse_rate
 
 
 @register()
 def check_agentflow_settings(app_configs: Any = None, **kwargs: Any) -> list[Warning | Error]:
     problems: list[Warning | Error] = []
     try:
-        SimpleRateThrottle.parse_rate(None, settings.API_THROTTLE_RATE)  # type: ignore[arg-type]
-    except (ValueError, KeyError, IndexError):
+        parse_rate(settings.API_THROTTLE_RATE)
+    except ValueError:
         problems.append(
             Error(
                 f"API_THROTTLE_RATE {settings.API_THROTTLE_RATE!r} is not a rate.",

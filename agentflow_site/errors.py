@@ -4,9 +4,11 @@ Shape: `{"type", "title", "status", "detail", "instance"}`, plus `errors` — a 
 `{"field", "message"}` naming each bad field — for invalid request bodies.
 """
 
+from http import HTTPStatus
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -54,6 +56,20 @@ class Conflict(exceptions.APIException):
     default_code = "conflict"
 
 
+class ContentTooLarge(exceptions.APIException):
+    """413: a body over DATA_UPLOAD_MAX_MEMORY_SIZE, refused before it is read."""
+
+    status_code = 413
+    default_detail = "Content too large."
+    default_code = "content_too_large"
+
+    def __init__(self) -> None:
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        message = f"The body is larger than the {limit:,}-byte limit; send less."
+        super().__init__(message)
+        self.errors = [{"field": "", "message": message}]
+
+
 def problem(
     status_code: int, title: str, detail: str, *, code: str, **extra: Any
 ) -> dict[str, Any]:
@@ -71,17 +87,16 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
+    elif isinstance(exc, RequestDataTooBig):
+        exc = ContentTooLarge()
     response = exception_handler(exc, context)
     if response is None or not isinstance(exc, exceptions.APIException):
         return response  # an unexpected error: Django's 500 path logs it
     request = context.get("request")
     code = exc.default_code if isinstance(exc.default_code, str) else "error"
-    title = str(exceptions.APIException.default_detail)
-    if hasattr(exc, "default_detail"):
-        title = str(exc.default_detail)
     body = problem(
         response.status_code,
-        title.rstrip("."),
+        _title(exc, response.status_code),
         _detail_text(exc),
         code=code,
         instance=request.get_full_path() if request is not None else None,
@@ -99,6 +114,15 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
     response.data = body
     response.content_type = PROBLEM_CONTENT_TYPE
     return response
+
+
+def _title(exc: exceptions.APIException, status_code: int) -> str:
+    """The same for every occurrence (RFC 9457): a default detail with a placeholder
+    (`Method "{method}" not allowed.`) gives way to the status phrase."""
+    title = str(exc.default_detail)
+    if "{" in title:
+        title = HTTPStatus(status_code).phrase.capitalize()
+    return title.rstrip(".")
 
 
 def _detail_text(exc: exceptions.APIException) -> str:

@@ -1,19 +1,62 @@
+from datetime import UTC
+from typing import Any
+
+from django.utils.dateparse import parse_datetime
 from rest_framework import pagination
+from rest_framework.exceptions import NotFound
+from rest_framework.request import Request
+
+from agentflow_site.params import query_number
+
+MAX_PAGE_SIZE = 200
+
+
+def _page_size(request: Request, default: int | None) -> int:
+    """`?page_size=`: 1 to MAX_PAGE_SIZE, or a 400 naming it (DRF ignores a bad one)."""
+    return query_number(
+        request.query_params, "page_size", default=default or 50, low=1, high=MAX_PAGE_SIZE
+    )
 
 
 class PageNumberPagination(pagination.PageNumberPagination):
-    """`{count, next, previous, results}`, `?page=N&page_size=M` (at most 200)."""
+    """`{count, next, previous, results}`, `?page=N&page_size=M` (1 to 200; else a 400)."""
 
     page_size_query_param = "page_size"
-    max_page_size = 200
+    max_page_size = MAX_PAGE_SIZE
+
+    def get_page_size(self, request: Request) -> int:
+        return _page_size(request, self.page_size)
 
 
 class NewestFirstCursorPagination(pagination.CursorPagination):
-    """`{next, previous, results}`, newest first; stable while new rows arrive."""
+    """`{next, previous, results}`, newest first; stable while new rows arrive.
+
+    The first ordering field is a date and time: a cursor's position is one, or the cursor is
+    a 404 ("Invalid cursor"), like one DRF cannot decode.
+    """
 
     ordering = ("-created_at", "-id")
     page_size_query_param = "page_size"
-    max_page_size = 200
+    max_page_size = MAX_PAGE_SIZE
+
+    def get_page_size(self, request: Request) -> int:
+        return _page_size(request, self.page_size)
+
+    def decode_cursor(self, request: Request) -> Any:
+        cursor = super().decode_cursor(request)
+        if cursor is None or cursor.position is None:
+            return cursor
+        # A forged position (`p=xxx`, or an offset PostgreSQL refuses) would reach the query.
+        position: Any = None  # typed int by the stubs; DRF keeps the field's value as text
+        try:
+            moment = parse_datetime(str(cursor.position))
+            if moment is not None and moment.tzinfo is not None:
+                position = moment.astimezone(UTC).isoformat()
+        except (ValueError, OverflowError):
+            pass
+        if position is None:
+            raise NotFound(self.invalid_cursor_message)
+        return pagination.Cursor(offset=cursor.offset, reverse=cursor.reverse, position=position)
 
 
 class AuditCursorPagination(NewestFirstCursorPagination):

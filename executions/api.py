@@ -19,11 +19,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agentflow_site.auth import Principal, principal_of
+from agentflow_site.bounds import column_max
 from agentflow_site.errors import Conflict, InvalidSpec
 from agentflow_site.pagination import NewestFirstCursorPagination
+from agentflow_site.params import query_number, whole_number
 from executions.events import event_stream
 from executions.filters import ExecutionFilter
-from executions.models import FINISHED, Execution, Status
+from executions.models import FINISHED, Execution, ExecutionEvent, Status
 from executions.selectors import usage_report
 from executions.serializers import (
     ExecuteRequestSerializer,
@@ -274,6 +276,16 @@ class ExecutionCancelApi(APIView):
         return Response(ExecutionListSerializer(execution).data, status=code)
 
 
+def _last_event_id(request: Request) -> int:
+    """Where a reconnecting stream resumes: `Last-Event-ID`, else `?last_event_id=`, else 0."""
+    field, raw = "Last-Event-ID", request.headers.get("Last-Event-ID")
+    if not raw:
+        field, raw = "last_event_id", request.query_params.get("last_event_id")
+    if not raw:
+        return 0
+    return whole_number(raw, field=field, low=0, high=column_max(ExecutionEvent, "id"))
+
+
 class ExecutionEventsApi(APIView):
     """Server-sent events: `node_started`, `node_finished` (duration, tokens, cost), `token`
     (streamed LLM text, batched), then `end`. Reconnect with `Last-Event-ID` (or
@@ -282,8 +294,7 @@ class ExecutionEventsApi(APIView):
     @extend_schema(responses={(200, "text/event-stream"): str}, operation_id="executions_events")
     def get(self, request: Request, execution_id: str) -> StreamingHttpResponse:
         execution = _execution(request, execution_id)
-        raw = request.headers.get("Last-Event-ID") or request.query_params.get("last_event_id")
-        last_id = int(raw) if raw and raw.isdigit() else 0
+        last_id = _last_event_id(request)
         response = StreamingHttpResponse(
             event_stream(execution.id, last_id), content_type="text/event-stream"
         )
@@ -302,7 +313,5 @@ class UsageApi(APIView):
         operation_id="usage",
     )
     def get(self, request: Request) -> Response:
-        raw = request.query_params.get("days", "7")
-        if not raw.isdigit() or not 1 <= int(raw) <= 90:
-            raise exceptions.ValidationError({"days": ["A whole number from 1 to 90."]})
-        return Response(usage_report(principal_of(request).tenant, int(raw)))
+        days = query_number(request.query_params, "days", default=7, low=1, high=90)
+        return Response(usage_report(principal_of(request).tenant, days))

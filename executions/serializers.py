@@ -3,7 +3,9 @@ from typing import Any
 from django.conf import settings
 from rest_framework import serializers
 
+from agentflow_site.bounds import column_max
 from executions.models import Execution, NodeRun
+from workflows.models import WorkflowVersion
 
 
 class ExecuteRequestSerializer(serializers.Serializer[dict[str, Any]]):
@@ -30,7 +32,10 @@ class ExecuteRequestSerializer(serializers.Serializer[dict[str, Any]]):
 class StoredExecuteRequestSerializer(serializers.Serializer[dict[str, Any]]):
     initial_state = serializers.DictField(required=False, default=dict)
     version = serializers.IntegerField(
-        required=False, min_value=1, help_text="a saved version; default: the current one"
+        required=False,
+        min_value=1,
+        max_value=column_max(WorkflowVersion, "version"),
+        help_text="a saved version; default: the current one",
     )
     mode = serializers.ChoiceField(choices=["sync", "async"], default="sync")
     timeout_seconds = serializers.FloatField(required=False, min_value=0.001)

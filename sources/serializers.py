@@ -2,6 +2,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from agentflow_site.bounds import column_length
 from sources.models import Source, SourceVersion
 
 
@@ -28,7 +29,9 @@ class SourceWriteSerializer(serializers.Serializer[dict[str, Any]]):
         r"^[A-Za-z][A-Za-z0-9_.-]{0,127}$",
         help_text="what specs call it; letters, digits, _ . -",
     )
-    kind = serializers.CharField(help_text="openai, anthropic, postgres, http, …")
+    kind = serializers.CharField(
+        max_length=column_length(Source, "kind"), help_text="openai, anthropic, postgres, http, …"
+    )
     config = serializers.DictField(help_text="names environment variables, never secrets")
     description = serializers.CharField(required=False, allow_blank=True, default="")
 

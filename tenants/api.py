@@ -135,8 +135,10 @@ class BudgetApi(_AdminOnly, APIView):
 
 
 def _budget(tenant: Tenant) -> dict[str, object]:
-    cost = tenant.daily_cost_budget
-    return {
+    # Through the serializer, so the cost is the schema's fixed-point string ("0.00000000"),
+    # never str(Decimal)'s exponent form ("0E-8").
+    budget: dict[str, object] = {
         "daily_tokens": tenant.daily_token_budget,
-        "daily_cost": None if cost is None else str(cost),
+        "daily_cost": tenant.daily_cost_budget,
     }
+    return dict(BudgetSerializer(budget).data)

@@ -1,5 +1,6 @@
 import django_filters
 
+from agentflow_site.filters import UtcDateTimeFilter
 from tenants.models import AuditEvent
 
 
@@ -10,8 +11,8 @@ class AuditFilter(django_filters.FilterSet):
         method="_action",
     )
     target_id = django_filters.CharFilter()
-    after = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="gte")
-    before = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="lt")
+    after = UtcDateTimeFilter(field_name="at", lookup_expr="gte")
+    before = UtcDateTimeFilter(field_name="at", lookup_expr="lt")
 
     class Meta:
         model = AuditEvent

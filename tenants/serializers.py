@@ -1,7 +1,8 @@
 from rest_framework import serializers
-from rest_framework.throttling import SimpleRateThrottle
 
-from tenants.models import ApiKey, AuditEvent, Role
+from agentflow_site.bounds import column_length, column_max
+from agentflow_site.throttling import parse_rate
+from tenants.models import ApiKey, AuditEvent, Role, Tenant
 
 
 class MeSerializer(serializers.Serializer[dict[str, object]]):
@@ -33,10 +34,10 @@ class ApiKeySerializer(serializers.ModelSerializer[ApiKey]):
 
 def _check_rate(value: str) -> None:
     try:
-        SimpleRateThrottle.parse_rate(None, value)  # type: ignore[arg-type]
-    except (ValueError, KeyError, IndexError) as exc:
+        parse_rate(value)
+    except ValueError as exc:
         raise serializers.ValidationError(
-            "Use requests/period, e.g. '120/min', '10/s', '5000/day'."
+            "Use requests/period with at least 1 request, e.g. '120/min', '10/s', '5000/day'."
         ) from exc
 
 
@@ -48,6 +49,7 @@ class ApiKeyCreateSerializer(serializers.Serializer[dict[str, object]]):
         required=False,
         allow_blank=True,
         default="",
+        max_length=column_length(ApiKey, "rate_limit"),
         validators=[_check_rate],
         help_text="this key's request rate, e.g. '120/min'; empty: the server's default",
     )
@@ -55,7 +57,10 @@ class ApiKeyCreateSerializer(serializers.Serializer[dict[str, object]]):
 
 class BudgetSerializer(serializers.Serializer[dict[str, object]]):
     daily_tokens = serializers.IntegerField(
-        allow_null=True, min_value=0, help_text="tokens per UTC day; null: no limit"
+        allow_null=True,
+        min_value=0,
+        max_value=column_max(Tenant, "daily_token_budget"),
+        help_text="tokens per UTC day; null: no limit",
     )
     daily_cost = serializers.DecimalField(
         max_digits=18,

@@ -15,7 +15,8 @@ from rest_framework.views import APIView
 
 from agentflow_site.auth import principal_of
 from agentflow_site.errors import Conflict, InvalidSpec
-from runtime.errors import SpecError
+from agentflow_site.parsers import BodyRefused, Refusal, refusal_in
+from runtime.errors import ErrorType, SpecError
 from runtime.jsonpos import locate
 from runtime.spec import workflow_spec_json_schema
 from runtime.validation import ValidationResult
@@ -74,6 +75,21 @@ def positioned(result: ValidationResult, body: bytes, prefix: str) -> dict[str, 
     return report
 
 
+def _unstorable(refusal: Refusal, body: bytes, wrapped: bool) -> dict[str, Any]:
+    """A spec holding text or a number no database stores is not valid: saving it would fail."""
+    if wrapped and refusal.path[:1] != ("spec",):
+        raise BodyRefused(refusal)  # in `node`, beside the spec
+    path = refusal.path[1:] if wrapped else refusal.path
+    pointer = Refusal(path, refusal.message, refusal.kind).pointer
+    try:
+        where = locate(body.decode("utf-8", "replace"), {refusal.pointer})
+    except (ValueError, RecursionError):
+        where = {}
+    line, column = where.get(refusal.pointer, (None, None))
+    error = SpecError(ErrorType.SCHEMA, refusal.message, pointer, None, line, column)
+    return {"valid": False, "errors": [error.to_dict()], "warnings": []}
+
+
 def invalid(exc: WorkflowInvalid, request: Request) -> InvalidSpec:
     return InvalidSpec(positioned(exc.result, request.body, "/spec")["errors"])
 
@@ -120,7 +136,11 @@ class WorkflowValidateApi(APIView):
         except ValueError as exc:
             raise exceptions.ParseError(f"The body is not JSON: {exc}") from exc
         tenant = principal_of(request).tenant
-        if isinstance(body, dict) and "spec" in body and "nodes" not in body:
+        wrapped = isinstance(body, dict) and "spec" in body and "nodes" not in body
+        refusal = refusal_in(body)  # nesting is the validator's to report, with its own bound
+        if refusal is not None and refusal.kind != "depth":
+            return Response(_unstorable(refusal, raw, wrapped))
+        if wrapped and isinstance(body, dict):
             node = body.get("node")
             if node is not None and not isinstance(node, str):
                 raise exceptions.ValidationError({"node": ["Must be a node id (a string)."]})

@@ -1,13 +1,14 @@
 import django_filters
 
+from agentflow_site.filters import UtcDateTimeFilter
 from workflows.models import Workflow
 
 
 class WorkflowFilter(django_filters.FilterSet):
     name = django_filters.CharFilter(lookup_expr="icontains", help_text="part of the name")
     status = django_filters.ChoiceFilter(choices=Workflow.Status.choices)
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = UtcDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = UtcDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = Workflow

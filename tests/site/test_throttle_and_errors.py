@@ -53,10 +53,10 @@ def test_the_openapi_document_and_its_pages_are_served_offline(api) -> None:
         assert "cdn.jsdelivr" not in html
 
 
-def test_a_body_over_the_upload_limit_is_a_problem_json_400(admin_key: IssuedKey) -> None:
+def test_a_body_over_the_upload_limit_is_a_problem_json_413(admin_key: IssuedKey) -> None:
     huge = '{"name": "' + "x" * 3_000_000 + '"}'
     response = client_for(admin_key).post(
         "/api/v1/sources", data=huge, content_type="application/json"
     )
-    assert response.status_code == 400
+    assert response.status_code == 413  # Content Too Large (tests/site/test_no_500.py)
     assert response["Content-Type"] == "application/problem+json"
