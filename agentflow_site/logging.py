@@ -2,7 +2,9 @@
 
 A log line must never hold an API key, an Authorization header or the value of a credential
 environment variable. `scrub_secrets` runs last before rendering and masks all three, wherever
-in the event they appear (message, extra fields, exception text).
+in the event they appear (message, extra fields, exception text). Credential variables are those
+whose names say so, those granted to every tenant (AGENTFLOW_ALLOWED_ENV), and every one a run of
+this process loaded or read (a tenant's own grants included; runtime.redaction).
 """
 
 import os
@@ -11,6 +13,9 @@ from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 import structlog
+
+from runtime.grants import GrantError, parse_grant
+from runtime.redaction import known_secrets
 
 REDACTED = "[redacted]"
 # Keys whose values are credentials, whatever they hold.
@@ -27,11 +32,28 @@ SECRET_ENV_RE = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|DSN|_URL|CONNECTI
 MIN_SECRET_LEN = 8
 
 
+def _granted(name: str) -> bool:
+    from django.conf import settings  # settings import this module: read them when logging
+
+    try:
+        entries = settings.AGENTFLOW_ALLOWED_ENV
+    except Exception:  # settings not configured yet (a line logged while they load)
+        return False
+    return any(_names(entry, name) for entry in entries)
+
+
+def _names(entry: Any, name: str) -> bool:
+    try:
+        return parse_grant(entry).names(name)
+    except GrantError:
+        return False
+
+
 def _secret_env_values() -> list[str]:
     values = {
         value
         for name, value in os.environ.items()
-        if SECRET_ENV_RE.search(name.upper()) and len(value) >= MIN_SECRET_LEN
+        if len(value) >= MIN_SECRET_LEN and (SECRET_ENV_RE.search(name.upper()) or _granted(name))
     }
     # Longest first, so a value that contains another is masked whole.
     return sorted(values, key=len, reverse=True)
@@ -39,6 +61,9 @@ def _secret_env_values() -> list[str]:
 
 def scrub_text(text: str) -> str:
     """Mask API keys, Authorization values and credential env values found in `text`."""
+    for value, mark in known_secrets():  # longest first
+        if value in text:
+            text = text.replace(value, mark)
     for value in _secret_env_values():
         if value in text:
             text = text.replace(value, REDACTED)

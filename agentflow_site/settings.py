@@ -14,6 +14,8 @@ from django.core.exceptions import ImproperlyConfigured
 
 from agentflow_site import __version__
 from runtime.databases.limits import DBLimits
+from runtime.egress.trust import entry_problem
+from runtime.grants import GrantError, grant_entries
 from runtime.limits import RunLimits
 from runtime.sandbox.limits import SandboxLimits, setting_name
 
@@ -65,6 +67,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_structlog.middlewares.RequestMiddleware",
     "agentflow_site.middleware.RequestIdHeaderMiddleware",  # inside: the id is still bound
+    "agentflow_site.middleware.UnstorableTextMiddleware",  # a NUL in a query: 400, not a query
 ]
 
 ROOT_URLCONF = "agentflow_site.urls"
@@ -210,7 +213,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "agentflow_site.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["agentflow_site.parsers.JSONParser"],  # bounded, storable
     "EXCEPTION_HANDLER": "agentflow_site.errors.problem_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
@@ -238,9 +241,14 @@ AGENTFLOW_MAX_SPEC_BYTES = env.int("AGENTFLOW_MAX_SPEC_BYTES", default=1024 * 10
 AGENTFLOW_MAX_SPEC_NODES = env.int("AGENTFLOW_MAX_SPEC_NODES", default=1000)
 # The most a spec's limits.max_steps may ask for (node executions per run).
 AGENTFLOW_MAX_STEPS = env.int("AGENTFLOW_MAX_STEPS", default=1000)
-# Environment variables every tenant's sources may name (exact, or PREFIX_* ); each tenant can be
-# granted more. The platform's own (DJANGO_*, DATABASE_URL, REDIS_URL, …) are never nameable.
-AGENTFLOW_ALLOWED_ENV = env.list("AGENTFLOW_ALLOWED_ENV", default=[])
+# Environment variables every tenant's sources may name, each bound to where its value may go
+# (runtime/grants.py): NAME, PREFIX_*, NAME@openai|openai_image, NAME@http:api.example.com, comma-
+# separated or as a JSON list. A plain name goes only where the operator fixes the destination.
+# Each tenant can be granted more. The platform's own (DJANGO_*, DATABASE_URL, …) never are.
+try:
+    AGENTFLOW_ALLOWED_ENV = grant_entries(env.str("AGENTFLOW_ALLOWED_ENV", default=""))
+except GrantError as exc:
+    raise ImproperlyConfigured(f"AGENTFLOW_ALLOWED_ENV: {exc}") from None
 # A body a little over the spec limit still reaches the validator (which names the limit); far
 # over it is refused before it is read.
 DATA_UPLOAD_MAX_MEMORY_SIZE = AGENTFLOW_MAX_SPEC_BYTES * 2 + 64 * 1024
@@ -252,11 +260,36 @@ AGENTFLOW_PRICES = {k: tuple(v) for k, v in env.json("AGENTFLOW_PRICES", default
 AGENTFLOW_AGGREGATIONS = env.json("AGENTFLOW_AGGREGATIONS", default={})
 # Base URLs for sources that name none, by kind: {"openai": "https://gateway.internal/v1"}.
 AGENTFLOW_PROVIDER_BASE_URLS = env.json("AGENTFLOW_PROVIDER_BASE_URLS", default={})
-# Private or loopback hosts (names, IPs, CIDRs) a tenant's own provider base_url/endpoint may
-# reach, e.g. an in-house vLLM; everything else private is refused.
-AGENTFLOW_TRUSTED_PROVIDER_HOSTS = env.list("AGENTFLOW_TRUSTED_PROVIDER_HOSTS", default=[])
-# sqlite sources name files under this directory and nowhere else.
+
+
+# Private or loopback hosts every tenant's sources (http and provider) may reach: `host` (any
+# port) or `host:port`, names (`*.corp` for a domain), IPs or CIDRs (`[fd12::5]:8000` for IPv6
+# with a port). Each tenant's admin-set trusted_hosts adds to it; a source's allowed_hosts only
+# narrows it. Cloud metadata addresses stay refused whatever this says (runtime/egress/trust.py).
+def _trusted_hosts(name: str) -> list[str]:
+    """A trusted-hosts list, or ImproperlyConfigured naming the entry that is not one."""
+    entries: list[str] = env.list(name, default=[])
+    for entry in entries:
+        problem = entry_problem(entry)
+        if problem:
+            raise ImproperlyConfigured(f"{name}: {problem}")
+    return entries
+
+
+AGENTFLOW_TRUSTED_HOSTS = _trusted_hosts("AGENTFLOW_TRUSTED_HOSTS")
+# The same, for provider base_url/endpoint only (an in-house vLLM); the older, narrower setting.
+AGENTFLOW_TRUSTED_PROVIDER_HOSTS = _trusted_hosts("AGENTFLOW_TRUSTED_PROVIDER_HOSTS")
+# sqlite sources name files under this directory and nowhere else: each tenant only its own
+# subdirectory, t<tenant id>/ (runtime/databases/sqlite.py).
 AGENTFLOW_SQLITE_ROOT = Path(env.str("AGENTFLOW_SQLITE_ROOT", default=str(DATA_DIR / "sqlite")))
+# db nodes call only the functions of runtime/databases/functions.py's allow-lists and these:
+# PostgreSQL `name` or `schema.name`, every function of a schema, MySQL `name` or `db.name`.
+AGENTFLOW_PG_ALLOWED_FUNCTIONS = env.list("AGENTFLOW_PG_ALLOWED_FUNCTIONS", default=[])
+AGENTFLOW_PG_ALLOWED_SCHEMAS = env.list("AGENTFLOW_PG_ALLOWED_SCHEMAS", default=[])
+AGENTFLOW_MYSQL_ALLOWED_FUNCTIONS = env.list("AGENTFLOW_MYSQL_ALLOWED_FUNCTIONS", default=[])
+# db nodes (and source tests) refuse a PostgreSQL superuser or server-file role, and a MySQL
+# user with FILE, SUPER or ALL PRIVILEGES on *.*, unless this is true.
+AGENTFLOW_ALLOW_PRIVILEGED_DB_ROLES = env.bool("AGENTFLOW_ALLOW_PRIVILEGED_DB_ROLES", default=False)
 # A running execution whose worker has not beaten its heart for this long is taken over (s).
 AGENTFLOW_HEARTBEAT_STALE = env.float("AGENTFLOW_HEARTBEAT_STALE", default=20.0)
 # Longest a run waits for a queue's rate limit before its node fails with rate_limited (s).

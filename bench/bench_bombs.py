@@ -20,6 +20,7 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -64,7 +65,8 @@ def _spec(template: str | None = None, rule: str | None = None) -> dict:
             {"from": "bomb", "to": "yes", "condition": "yes"},
             {"from": "bomb", "to": "no"},
         ]
-    spec = {"name": "bomb", "start_node": "input", "nodes": nodes, "edges": edges}
+    spec: dict[str, Any] = {"name": "bomb", "start_node": "input", "nodes": nodes}
+    spec["edges"] = edges
     spec["limits"] = {"timeout_seconds": 3}
     return spec
 
@@ -160,7 +162,9 @@ def main() -> int:
         floor = phase(3.0)
         print(_line("nothing running", floor, None))
         worst_floor = max(floor)
-        bombs = {name: (_spec(template=t), {}) for name, t in TEMPLATES.items()}
+        bombs: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+            name: (_spec(template=t), {}) for name, t in TEMPLATES.items()
+        }
         bombs["cel-all-cubed"] = (_spec(rule=RULE), {"items": list(range(300))})
         worst_all = 0.0
         for name, (spec, state) in bombs.items():

@@ -5,17 +5,22 @@ process, shared by every run, so database pools and SDK clients outlive a run); 
 come back over a queue and this (the caller's) thread writes them, so every row is written
 through the caller's database connection and no ORM call happens inside the event loop. Between
 events this thread also beats the heart and checks for a cancel request, which stops the run
-within half a second.
+within half a second. What else a run must do through the ORM (its daily budget, without Redis)
+it asks this thread to do, through a `CallerThread`.
 """
 
 import asyncio
 import concurrent.futures
+import contextlib
 import queue
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
+
+from django.db import close_old_connections
 
 from runtime import loop
 from runtime.compiler import CompiledWorkflow
@@ -53,6 +58,80 @@ class _QueueObserver:
 
 
 @dataclass
+class _Call:
+    work: Callable[[], Any]
+    future: "asyncio.Future[Any]"
+    loop: asyncio.AbstractEventLoop
+
+    def run(self) -> None:
+        try:
+            result, error = self.work(), None
+        except Exception as exc:
+            result, error = None, exc
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            self.loop.call_soon_threadsafe(_resolve, self.future, result, error)
+
+
+def _resolve(future: "asyncio.Future[Any]", result: Any, error: Exception | None) -> None:
+    if future.done():  # its waiter was cancelled
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+def _with_connection[T](work: Callable[[], T]) -> T:
+    close_old_connections()
+    try:
+        return work()
+    finally:
+        close_old_connections()
+
+
+class CallerThread:
+    """Blocking ORM work a run asks for, done by the thread waiting for it in `run_observed`,
+    through the database connection that thread holds anyway (each statement commits on its
+    own: no transaction stays open across the run's awaits).
+
+    Not a worker thread (`asyncio.to_thread`): that needs a second connection, and a web
+    process whose pool is held by requests waiting for their runs has none to give (seen: 12
+    runs at once on the default pool of 10 failed after its 30 s timeout). Outside
+    `run_observed` the work goes to a worker thread after all.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._events: queue.Queue[object] | None = None
+
+    async def call[T](self, work: Callable[[], T]) -> T:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        with self._lock:
+            events = self._events
+            if events is not None:
+                events.put(_Call(work, future, loop))
+        if events is None:
+            return await asyncio.to_thread(_with_connection, work)
+        return await future
+
+    @contextlib.contextmanager
+    def serving(self, events: "queue.Queue[object]") -> Iterator[None]:
+        """Take calls from `events` while the caller drains it; answer any left at the end."""
+        with self._lock:
+            self._events = events
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._events = None
+            while not events.empty():
+                event = events.get_nowait()
+                if isinstance(event, _Call):
+                    event.run()
+
+
+@dataclass
 class _Handle:
     loop: asyncio.AbstractEventLoop | None = None
     task: "asyncio.Task[Any] | None" = None
@@ -72,11 +151,13 @@ def run_observed(
     on_tick: Callable[[], bool] = lambda: False,
     checkpointer: Checkpointer | None = None,
     thread_id: str | None = None,
+    caller: CallerThread | None = None,
 ) -> RunOutcome:
     """Run the workflow on the runtime loop, calling `on_event` here for each event, in order.
 
     `on_tick` runs here every TICK seconds without events (and between events); when it returns
     True the run is cancelled and ends with status `cancelled`, keeping its partial state.
+    What the run asks of `caller` is done here too, in turn with the events.
     """
     events: queue.Queue[object] = queue.Queue()
     ctx.observer = _QueueObserver(events)
@@ -96,23 +177,26 @@ def run_observed(
                 thread_id=thread_id,
             )
 
-    # Cancelled through its task, not the future: the task's own outcome (status `cancelled`,
-    # with the partial state) is what the caller records.
-    future = loop.submit(main())
-    future.add_done_callback(lambda _: events.put(_DONE))
-    for event in _drain(events):
-        if event is None:
-            if on_tick():
-                handle.cancel()
-            continue
-        on_event(event)
+    with caller.serving(events) if caller else contextlib.nullcontext():  # before the run asks
+        # Cancelled through its task, not the future: the task's own outcome (status
+        # `cancelled`, with the partial state) is what the caller records.
+        future = loop.submit(main())
+        future.add_done_callback(lambda _: events.put(_DONE))
+        for event in _drain(events):
+            if event is None:
+                if on_tick():
+                    handle.cancel()
+            elif isinstance(event, _Call):
+                event.run()
+            else:
+                on_event(event)
     try:
         return future.result()
     except concurrent.futures.CancelledError:  # cancelled before run_workflow began
         raise asyncio.CancelledError from None
 
 
-def _drain(events: "queue.Queue[object]") -> Iterator[Event | None]:
+def _drain(events: "queue.Queue[object]") -> Iterator[Event | _Call | None]:
     """Each event in order, with a None at least every TICK seconds, until the run is done."""
     next_tick = time.monotonic() + TICK
     while True:

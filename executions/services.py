@@ -5,28 +5,34 @@ import json
 import os
 import secrets
 import socket
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
+import structlog
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.db.models import F
+from django.db.models import DecimalField, F, Value
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from agentflow_site.runtime_config import run_context
+from agentflow_site.runtime_config import daily_budget, run_context
 from executions.checkpoints import checkpointer
-from executions.models import Execution, ExecutionEvent, NodeRun, Status
-from executions.runner import Event, TokenEvent, run_observed
-from executions.selectors import budget_left
+from executions.models import DailyUsage, Execution, ExecutionEvent, NodeRun, Status
+from executions.runner import CallerThread, Event, TokenEvent, run_observed
+from executions.selectors import budget_limits
+from runtime.budget import Budget, DailyLimits, LimitName, Spend
 from runtime.compiler import compile_workflow
 from runtime.events import NodeFinished, NodeStarted
 from runtime.validation import ValidationResult
 from tenants.models import Tenant
+from tenants.selectors import tenant_grants
 from tenants.services import audit_record
 from workflows.models import Workflow
+
+logger = structlog.get_logger(__name__)
 
 IMAGE_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 
@@ -150,20 +156,25 @@ def execution_run(
     workflow = compile_workflow(validated, state_keys=execution.initial_state.keys())
     Execution.objects.filter(pk=execution.pk).update(spec_digest=workflow.digest)
     recorder = _Recorder(execution, worker)
+    caller = CallerThread()
+    ctx = run_context(
+        store_image=_image_store(execution),
+        tenant=f"t{execution.tenant_id}",
+        budget=_daily_budget(execution.tenant, caller),
+        grants=tenant_grants(execution.tenant),
+        trusted_hosts=execution.tenant.trusted_hosts,
+    )
     try:
         outcome = run_observed(
             workflow,
             execution.initial_state,
-            run_context(
-                store_image=_image_store(execution),
-                tenant=f"t{execution.tenant_id}",
-                budget=budget_left(execution.tenant),
-            ),
+            ctx,
             timeout_seconds=_run_timeout(execution.timeout_seconds, background=durable),
             on_event=recorder.record,
             on_tick=recorder.tick,
             checkpointer=checkpointer if durable else None,
             thread_id=execution.id,
+            caller=caller,
         )
     except asyncio.CancelledError:  # cancelled before the run itself began (while it opened)
         recorder.flush()
@@ -173,9 +184,12 @@ def execution_run(
         return execution
     except Exception as exc:
         recorder.flush()
-        internal = {"code": "internal_error", "message": str(exc)}
+        message = ctx.redactor.text(f"{type(exc).__name__}: {exc}")
+        internal = {"code": "internal_error", "message": message}
         _finish(execution, Status.FAILED, None, internal, 0, worker=worker)
-        raise
+        logger.exception("execution_crashed", execution_id=execution_id)  # the log is scrubbed
+        # django-q2 stores a failed task's exception and traceback: only the redacted text.
+        raise ExecutionCrashed(message) from None
     recorder.flush()
     _finish(
         execution,
@@ -322,6 +336,10 @@ class _Recorder:
         ExecutionEvent.objects.create(execution=self.execution, kind="node_finished", data=data)
 
 
+class ExecutionCrashed(Exception):
+    """A run broke outside anything the runtime reports as an outcome (a bug)."""
+
+
 class ExecutionFinished(Exception):
     """A cancel of an execution that has already ended."""
 
@@ -353,3 +371,78 @@ def execution_cancel(*, execution: Execution, actor: str) -> Execution:
     )
     execution.refresh_from_db()
     return execution
+
+
+# --- the daily budget's count in the database (no Redis) ---------------------------------------
+
+
+def daily_usage_take(
+    *, tenant_id: int, day: date, want: Spend, limits: DailyLimits
+) -> LimitName | None:
+    """Add `want` to the tenant's count for `day` (raised to the limits' floor first) if the
+    count is under every limit; else name the limit reached.
+
+    One conditional UPDATE, in no transaction: a concurrent one waits for the row's lock, then
+    checks the limits again against what the first one wrote (PostgreSQL re-reads the row).
+    The day's first take creates the row.
+    """
+    floor = limits.floor(day)
+    reached = limits.reached(floor)
+    if reached is not None:
+        return reached
+    row = DailyUsage.objects.filter(tenant_id=tenant_id, day=day)
+    under = row
+    if limits.tokens is not None:
+        under = under.filter(tokens__lt=limits.tokens)
+    if limits.cost is not None:
+        under = under.filter(cost__lt=_money(limits.cost))
+    floor_cost = Value(
+        _money(floor.cost), output_field=DecimalField(max_digits=18, decimal_places=8)
+    )
+    add = {
+        "tokens": Greatest("tokens", Value(floor.tokens)) + want.tokens,
+        "cost": Greatest("cost", floor_cost) + _money(want.cost),
+    }
+    if under.update(**add):
+        return None
+    if not row.exists():
+        today = DailyUsage(tenant_id=tenant_id, day=day)
+        DailyUsage.objects.bulk_create([today], ignore_conflicts=True)  # or another run did
+        if under.update(**add):
+            return None
+    tokens, cost = row.values_list("tokens", "cost").get()
+    # None only when a call gave back meanwhile: the refusal stands, it was made at the limit
+    fallback: LimitName = "token" if limits.tokens is not None else "cost"
+    return limits.reached(Spend(tokens, float(cost))) or fallback
+
+
+def daily_usage_give(*, tenant_id: int, day: date, change: Spend) -> None:
+    """Add `change` to the tenant's count for `day` (negative: give back a reservation)."""
+    DailyUsage.objects.filter(tenant_id=tenant_id, day=day).update(
+        tokens=F("tokens") + change.tokens, cost=F("cost") + _money(change.cost)
+    )
+
+
+class DatabaseLedger:
+    """runtime.budget's Ledger on `DailyUsage` rows, written by the run's caller thread."""
+
+    def __init__(self, tenant_id: int, caller: CallerThread) -> None:
+        self.tenant_id, self.caller = tenant_id, caller
+
+    async def take(self, day: date, want: Spend, limits: DailyLimits) -> LimitName | None:
+        return await self.caller.call(
+            lambda: daily_usage_take(tenant_id=self.tenant_id, day=day, want=want, limits=limits)
+        )
+
+    async def give(self, day: date, change: Spend) -> None:
+        await self.caller.call(
+            lambda: daily_usage_give(tenant_id=self.tenant_id, day=day, change=change)
+        )
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _daily_budget(tenant: Tenant, caller: CallerThread) -> Budget:
+    database = DatabaseLedger(tenant.pk, caller)
+    return daily_budget(budget_limits(tenant), tenant=f"t{tenant.pk}", database=database)

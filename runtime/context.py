@@ -14,29 +14,36 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
-from runtime.budget import Budget
-from runtime.egress_guard import EgressPolicy, EgressRefused, check_url
+from runtime.budget import UNLIMITED, Budget
+from runtime.credentials import SourceCredentials
+from runtime.egress import EgressPolicy, EgressRefused, check_url
 from runtime.errors import InvalidResult, NodeError
 from runtime.events import NullObserver, RunObserver
+from runtime.grants import Grants
 from runtime.limits import DEFAULT_LIMITS, RunLimits, check_state, json_size, update_size
 from runtime.loop import on_runtime_loop
 from runtime.pricing import DEFAULT_PRICE_TABLE, PriceTable
 from runtime.providers.base import EnvLookup
 from runtime.providers.shared import AdapterKey, SharedAdapters, adapter_key, shared_adapters
 from runtime.ratelimit import Limiter, default_limiter
+from runtime.redaction import Redactor
 from runtime.source_configs import SOURCE_CONFIGS
 from runtime.spec import SourceSpec
 
 ImageStore = Callable[[bytes, str], Awaitable[str]]
 """Store image bytes (with their MIME type) and return the URL the tenant reads them at."""
 AggregationFunction = Callable[[Mapping[str, Any]], Any]
-ProviderFactory = Callable[[Any, EnvLookup], Any]
+ProviderFactory = Callable[..., Any]
+"""Called with a source's validated config and an EnvLookup; for EGRESS_KINDS also `egress=`."""
 
 
 PROVIDER_URL_FIELDS = ("base_url", "endpoint")
 PROVIDER_KINDS = frozenset({"openai", "openai_image", "azure_openai", "anthropic", "google"})
 """Kinds whose SDK connects by itself to the source's URL."""
+EGRESS_KINDS = PROVIDER_KINDS | {"http"}
+"""Kinds whose factory takes `egress=` (runtime.egress.trust.EgressPolicy): what they may reach."""
 SHARED_KINDS = PROVIDER_KINDS
 """Kinds whose adapters hold an SDK client worth keeping between runs on the runtime loop
 (an http source opens a client per request; database pools are kept by runtime.databases)."""
@@ -65,7 +72,12 @@ def _utcnow() -> datetime:
 @dataclass
 class RunContext:
     env: EnvLookup = os.environ.get
-    """Where credentials are read, by variable name, at call time."""
+    """Where credentials are read, by variable name, at call time (through `credentials`)."""
+    grants: Grants | None = None
+    """Where the tenant's variables may be sent, checked as each is read. None: unchecked (the
+    operator's CLI, tests)."""
+    redactor: Redactor = field(default_factory=Redactor)
+    """Credential values this run keeps out of its state, trace, events and errors."""
     observer: RunObserver = field(default_factory=NullObserver)
     prices: PriceTable = DEFAULT_PRICE_TABLE
     store_image: ImageStore | None = None
@@ -74,9 +86,13 @@ class RunContext:
     aggregations: Mapping[str, AggregationFunction] = field(default_factory=_default_aggregations)
     base_urls: Mapping[str, str] = field(default_factory=dict)
     """Source kind → base URL used when a source names none (an operator's gateway or proxy)."""
+    trusted_hosts: frozenset[str] = frozenset()
+    """Private or loopback hosts (`host`, `host:port`, IPs, CIDRs; runtime.egress.trust) this
+    tenant's sources, http and provider alike, may reach: the operator's choice
+    (AGENTFLOW_TRUSTED_HOSTS and the tenant's own list), which a source's allowed_hosts narrows."""
     trusted_provider_hosts: frozenset[str] = frozenset()
-    """Hosts (names, IPs or CIDRs) a tenant's own provider `base_url`/`endpoint` may point at
-    although they are private or loopback (an in-house vLLM, say); the operator's choice."""
+    """Hosts only a tenant's provider `base_url`/`endpoint` may also reach (an in-house vLLM,
+    say): AGENTFLOW_TRUSTED_PROVIDER_HOSTS; the operator's `base_urls` are trusted too."""
     max_steps: int = 100
     """Node executions allowed in this run (retries of one node count once)."""
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
@@ -86,8 +102,9 @@ class RunContext:
     """Whose queues' buckets this run takes from (`agentflow:rl:<tenant>:<queue id>:…`)."""
     limiter: Limiter = field(default_factory=default_limiter)
     """The queues' token buckets: Redis when REDIS_URL is set, else this process's memory."""
-    budget: Budget = field(default_factory=Budget)
-    """What the tenant may still spend today (checked before every provider call)."""
+    budget: Budget = UNLIMITED
+    """The tenant's daily budget: each provider call reserves from it before it is made and
+    settles after (runtime.budget.spending)."""
     max_rate_wait: float = 30.0
     """The longest a node waits for a queue's bucket before failing with `rate_limited`."""
     limits: RunLimits = DEFAULT_LIMITS
@@ -161,6 +178,7 @@ class RunContext:
         if self._shared is not None:
             await self._shared.trim()
         await self.limiter.aclose()
+        await self.budget.aclose()
         pools = sys.modules.get("runtime.databases.pool")  # imported by any run that used one
         if pools is not None:
             await pools.close_pools()
@@ -172,26 +190,39 @@ class RunContext:
         default_url = self.base_urls.get(source.kind)
         if default_url and getattr(config, "base_url", "") is None:
             return config.model_copy(update={"base_url": default_url})
-        if source.kind in PROVIDER_KINDS:  # the http kind has its own door (runtime/egress.py)
-            self.check_provider_url(config)
+        if source.kind in PROVIDER_KINDS:  # the http kind's door checks its URLs as it sends
+            self.check_provider_url(source.kind, config)
         return config
 
-    def check_provider_url(self, config: Any) -> None:
-        """Refuse a tenant's provider URL that reaches a private, loopback, link-local or
-        metadata address (the SDKs would connect to it with the tenant's prompts and the
-        platform's network position), unless the operator trusts that host.
-
-        The SDKs resolve the name again when they connect; the http node's egress door pins
-        the address, provider clients do not (yet), so a rebinding name could slip past this.
-        """
+    def check_provider_url(self, kind: str, config: Any) -> None:
+        """Refuse early, before any lookup, a provider URL spelled as (or named like) an address
+        the source may not reach. The addresses a name resolves to are checked by the SDK's
+        transport (runtime.egress.transport) as it connects, and the connection is pinned."""
         for name in PROVIDER_URL_FIELDS:
             url = getattr(config, name, None)
             if not isinstance(url, str) or not url:
                 continue
             try:
-                check_url(url, EgressPolicy.from_allowed_hosts(self.trusted_provider_hosts))
+                check_url(url, self.egress_policy(kind, config))
             except EgressRefused as exc:
                 raise EgressRefused(f"The source's {name} is refused. {exc.message}") from None
+
+    def egress_policy(self, kind: str, config: Any) -> EgressPolicy:
+        """Which non-public hosts a source may reach: what the operator trusts (for provider
+        kinds also AGENTFLOW_TRUSTED_PROVIDER_HOSTS and its own base URLs), narrowed by an http
+        source's allowed_hosts."""
+        allowed = getattr(config, "allowed_hosts", None) if kind == "http" else None
+        try:
+            trusted = set(self.trusted_hosts)
+            if kind in PROVIDER_KINDS:
+                gateways = {_host_port(url) for url in self.base_urls.values()}
+                trusted |= self.trusted_provider_hosts | gateways
+            return EgressPolicy.of(sorted(trusted), allowed)
+        except ValueError as exc:
+            raise EgressRefused(f"The operator's trusted hosts hold a bad entry: {exc}.") from None
+
+    def _egress(self, kind: str, config: Any) -> dict[str, EgressPolicy]:
+        return {"egress": self.egress_policy(kind, config)} if kind in EGRESS_KINDS else {}
 
     def adapter(self, source: SourceSpec) -> Any:
         """The provider adapter for a source: built once per run, or on the runtime loop leased
@@ -202,15 +233,37 @@ class RunContext:
             if factory is None:
                 raise NodeError(f"No adapter is installed for sources of kind '{source.kind}'.")
             if source.kind in SHARED_KINDS and on_runtime_loop():
-                self._adapters[source.id] = self._lease(source.kind, factory, config)
+                self._adapters[source.id] = self._lease(source, factory, config)
             else:
-                self._adapters[source.id] = adapter = factory(config, self.env)
+                egress = self._egress(source.kind, config)
+                self._adapters[source.id] = adapter = factory(
+                    config, self.credentials(source), **egress
+                )
                 self._owned.append(adapter)
         return self._adapters[source.id]
 
-    def _lease(self, kind: str, factory: ProviderFactory, config: Any) -> Any:
-        key, credentials = adapter_key(self.tenant, kind, factory, config, self.env)
+    def credentials(self, source: SourceSpec) -> SourceCredentials:
+        """Where the source's adapter reads its credentials: only what its grants bind to where
+        it sends them, each value read added to the run's redactor."""
+        return SourceCredentials(
+            source.id, source.kind, source.config, self.env, self.grants, self.redactor
+        )
+
+    def _lease(self, source: SourceSpec, factory: ProviderFactory, config: Any) -> Any:
+        kind = source.kind
+        egress = self._egress(kind, config)
+        key, credentials = adapter_key(
+            self.tenant, kind, factory, config, self.credentials(source), egress.get("egress")
+        )
         self._shared = self._shared or shared_adapters()
-        adapter = self._shared.acquire(key, lambda: factory(config, credentials))
+        adapter = self._shared.acquire(key, lambda: factory(config, credentials, **egress))
         self._leases.append(key)
         return adapter
+
+
+def _host_port(url: str) -> str:
+    """`host:port` of an operator's base URL, as a trusted-hosts entry."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    return f"{host}:{parts.port or (443 if parts.scheme == 'https' else 80)}"

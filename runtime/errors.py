@@ -187,6 +187,13 @@ class InvalidCredential(NodeError):
     code = "invalid_credential"
 
 
+class ForbiddenSecretRef(NodeError):
+    """A source would send a variable's value somewhere its grant does not bind it to (checked
+    when the value is read, before anything is sent)."""
+
+    code = "forbidden_secret_ref"
+
+
 class InvalidResult(NodeError):
     """A node produced a result that is not JSON (a circular or far too deeply nested value)."""
 

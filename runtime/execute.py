@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from runtime.context import RunContext
@@ -68,11 +69,15 @@ async def _attempt(
         # evaluated); the sandbox reads the same deadline and stops itself.
         with evaluation_deadline(time.monotonic() + limit if limit else None):
             async with asyncio.timeout(limit) as deadline:
-                output = await node.run(state, ctx)
+                # Redacted before it is counted, traced or handed to LangGraph: no credential
+                # value reaches the state, its checkpoints or the trace, whichever node made it.
+                output = _redacted(await node.run(state, ctx), ctx)
                 update = _update(node, output)
                 ctx.count_update(node.node_id, update)  # before the trace records the result
     except Exception as exc:  # every failure becomes a NodeError, recorded, then raised
-        error = _as_node_error(node, exc, expired=deadline.expired(), limit=limit)
+        error = ctx.redactor.error(
+            _as_node_error(node, exc, expired=deadline.expired(), limit=limit)
+        )
         await ctx.observer.node_finished(
             NodeFinished(
                 node.node_id,
@@ -101,6 +106,16 @@ async def _attempt(
         )
     )
     return update
+
+
+def _redacted(output: NodeOutput, ctx: RunContext) -> NodeOutput:
+    redact = ctx.redactor.value
+    return replace(
+        output,
+        result=redact(output.result),
+        updates=redact(output.updates),
+        details=redact(output.details),
+    )
 
 
 def _rate_wait(details: Mapping[str, Any], gate_wait: float | None) -> dict[str, Any]:

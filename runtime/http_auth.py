@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from runtime.egress import Credentials, Egress, OutboundRequest, decode_body
 from runtime.errors import ProviderError
 from runtime.providers.base import EnvLookup, MissingCredential
+from runtime.redaction import note_derived
 from runtime.source_configs import HTTPConfig
 
 EXPIRY_MARGIN = 30.0
@@ -103,7 +104,9 @@ def _basic(config: HTTPConfig, env: EnvLookup) -> SourceAuth:
     user = config.username or need(env, config.username_env, "username_env")
     password = need(env, config.password_env, "password_env")
     header = _basic_header(user, password)
-    return SourceAuth(Credentials(headers=header), (password, header["Authorization"][6:]))
+    pair = header["Authorization"][6:]
+    note_derived(env, config.password_env or "", pair)  # an echo of the header is the password
+    return SourceAuth(Credentials(headers=header), (password, pair))
 
 
 def token_key(config: HTTPConfig, client_id: str, secret: str) -> TokenKey:
@@ -121,6 +124,9 @@ async def _oauth2_token(
     if token is None:
         token, lifetime = await fetch_token(config, client_id, secret, egress)
         cache.put(key, token, lifetime)
+    name = config.client_secret_env or ""
+    note_derived(env, name, token)
+    note_derived(env, name, _basic_header(client_id, secret)["Authorization"][6:])
     return token, secret
 
 

@@ -8,7 +8,6 @@ join in; plain pydantic models are validated and otherwise left alone.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from typing import Annotated, Any, ClassVar, Literal, cast
 
@@ -16,6 +15,8 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from pydantic import BaseModel, Field, JsonValue, RootModel, StringConstraints, field_validator
 
+from runtime.egress.headers import literal_secret
+from runtime.sqltext import single_select_problem
 from runtime.strict import (
     ImageQuality,
     ImageSize,
@@ -77,6 +78,10 @@ class NodeMetadata(StrictModel):
 
     def source_problems(self, config: dict[str, Any]) -> Iterator[tuple[Loc, str]]:
         """Problems visible only with the source's config at hand (e.g. image size vs model)."""
+        return iter(())
+
+    def literal_secrets(self) -> Iterator[tuple[Loc, str]]:
+        """Credentials written into the metadata itself (reported as `literal_secret`)."""
         return iter(())
 
 
@@ -222,6 +227,9 @@ class OneOfStrategies(BaseModel):
     def source_problems(self, config: dict[str, Any]) -> Iterator[tuple[Loc, str]]:
         return self._inner().source_problems(config)
 
+    def literal_secrets(self) -> Iterator[tuple[Loc, str]]:
+        return self._inner().literal_secrets()
+
 
 class RouterMetadata(OneOfStrategies, RootModel[RouterStrategy]):
     """`strategy` picks the model: keyword, rules (CEL), llm or semantic; `default` always."""
@@ -268,23 +276,6 @@ class ImageMetadata(_Sourced):
 
 
 # --- db ----------------------------------------------------------------------------------------
-
-_SQL_LITERALS_AND_COMMENTS = re.compile(
-    r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/", re.DOTALL
-)
-_READ_STATEMENT = re.compile(r"^\s*\(*\s*(select|with|values|table)\b", re.IGNORECASE)
-
-
-def single_select_problem(query: str) -> str | None:
-    """An early, friendly check only: the database's read-only transaction is the real guard."""
-    bare = _SQL_LITERALS_AND_COMMENTS.sub(" ", query).strip().rstrip(";").strip()
-    if not bare:
-        return "is empty; write one SELECT statement"
-    if ";" in bare:
-        return "holds more than one statement; write exactly one SELECT"
-    if not _READ_STATEMENT.match(bare):
-        return "is not a SELECT; the db node only reads"
-    return None
 
 
 class DBMetadata(_Sourced):
@@ -361,6 +352,12 @@ class HTTPMetadata(_Sourced):
         yield from json_strings(self.query, ("query",))
         yield from json_strings(self.headers, ("headers",))
         yield from json_strings(self.body, ("body",))
+
+    def literal_secrets(self) -> Iterator[tuple[Loc, str]]:
+        for name, value in self.headers.items():
+            reason = literal_secret(name, value)
+            if reason:
+                yield ("headers", name), reason
 
 
 # Metadata models that answer the validator's questions (plugins may subclass NodeMetadata).

@@ -11,7 +11,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx2
+
 from runtime.context import PROVIDER_KINDS, RunContext
+from runtime.egress.transport import sdk_client, sync_refusing_client
 from runtime.errors import NodeError
 from runtime.providers.base import require_env
 from runtime.providers.preload import preload
@@ -42,6 +45,12 @@ class ProbeReport:
 Probe = Callable[[Any, SourceSpec, RunContext, ProbeReport], Awaitable[None]]
 
 
+def _sdk_http(ctx: RunContext, source: SourceSpec, config: Any) -> httpx2.AsyncClient:
+    """The SDK's client through the egress door (runtime.egress.transport), as a run's has."""
+    policy = ctx.egress_policy(source.kind, config)
+    return sdk_client(policy, provider=source.kind, timeout=PROBE_TIMEOUT)
+
+
 async def _model_listed(report: ProbeReport, model: str | None, listed: list[str]) -> None:
     report.check("connect", True, f"The server answered and lists {len(listed)} model(s).")
     if model and listed and not any(name.removeprefix("models/") == model for name in listed):
@@ -51,9 +60,13 @@ async def _model_listed(report: ProbeReport, model: str | None, listed: list[str
 async def _openai(config: Any, source: SourceSpec, ctx: RunContext, report: ProbeReport) -> None:
     from openai import AsyncOpenAI
 
-    key = require_env(ctx.env, config.api_key_env, source_kind=source.kind)
+    key = require_env(ctx.credentials(source), config.api_key_env, source_kind=source.kind)
     client = AsyncOpenAI(
-        api_key=key, base_url=config.base_url or OPENAI_URL, max_retries=0, timeout=PROBE_TIMEOUT
+        api_key=key,
+        base_url=config.base_url or OPENAI_URL,
+        max_retries=0,
+        timeout=PROBE_TIMEOUT,
+        http_client=_sdk_http(ctx, source, config),
     )
     async with client:
         listed = [m.id async for m in client.models.list()]
@@ -63,13 +76,14 @@ async def _openai(config: Any, source: SourceSpec, ctx: RunContext, report: Prob
 async def _azure(config: Any, source: SourceSpec, ctx: RunContext, report: ProbeReport) -> None:
     from openai import AsyncAzureOpenAI
 
-    key = require_env(ctx.env, config.api_key_env, source_kind=source.kind)
+    key = require_env(ctx.credentials(source), config.api_key_env, source_kind=source.kind)
     client = AsyncAzureOpenAI(
         api_key=key,
         azure_endpoint=config.endpoint,
         api_version=config.api_version,
         max_retries=0,
         timeout=PROBE_TIMEOUT,
+        http_client=_sdk_http(ctx, source, config),
     )
     async with client:
         listed = [m.id async for m in client.models.list()]
@@ -79,9 +93,13 @@ async def _azure(config: Any, source: SourceSpec, ctx: RunContext, report: Probe
 async def _anthropic(config: Any, source: SourceSpec, ctx: RunContext, report: ProbeReport) -> None:
     from anthropic import AsyncAnthropic
 
-    key = require_env(ctx.env, config.api_key_env, source_kind=source.kind)
+    key = require_env(ctx.credentials(source), config.api_key_env, source_kind=source.kind)
     client = AsyncAnthropic(
-        api_key=key, base_url=config.base_url or ANTHROPIC_URL, max_retries=0, timeout=PROBE_TIMEOUT
+        api_key=key,
+        base_url=config.base_url or ANTHROPIC_URL,
+        max_retries=0,
+        timeout=PROBE_TIMEOUT,
+        http_client=_sdk_http(ctx, source, config),
     )
     async with client:
         listed = [m.id async for m in client.models.list()]
@@ -92,10 +110,17 @@ async def _google(config: Any, source: SourceSpec, ctx: RunContext, report: Prob
     from google import genai
     from google.genai import types
 
-    key = require_env(ctx.env, config.api_key_env, source_kind=source.kind)
-    options = types.HttpOptions(base_url=config.base_url, timeout=int(PROBE_TIMEOUT * 1000))
+    key = require_env(ctx.credentials(source), config.api_key_env, source_kind=source.kind)
+    http = _sdk_http(ctx, source, config)
+    options = types.HttpOptions(
+        base_url=config.base_url,
+        timeout=int(PROBE_TIMEOUT * 1000),
+        httpx_async_client=http,
+        httpx_client=sync_refusing_client(source.kind),
+    )
     client = genai.Client(api_key=key, vertexai=False, http_options=options)
-    listed = [m.name or "" async for m in await client.aio.models.list()]
+    async with http:
+        listed = [m.name or "" async for m in await client.aio.models.list()]
     await _model_listed(report, config.model_name, listed)
 
 
@@ -110,6 +135,8 @@ async def _database(config: Any, source: SourceSpec, ctx: RunContext, report: Pr
         return
     found = await probe(adapter)
     report.check("select", found.ok, found.message)
+    if found.ok:
+        report.check("role", found.role_ok, found.role_detail)
     report.warnings.extend(found.warnings)
 
 
@@ -148,7 +175,7 @@ async def probe_source(source: SourceSpec, ctx: RunContext) -> ProbeReport:
         async with asyncio.timeout(PROBE_TIMEOUT + 5):
             await probe(config, source, ctx, report)
     except NodeError as exc:
-        report.check("connect", False, exc.message)
+        report.check("connect", False, ctx.redactor.text(exc.message))
     except TimeoutError:
         report.check("connect", False, f"No answer within {PROBE_TIMEOUT + 5:g} s.")
     except Exception as exc:  # an SDK error: report what the server said, never the key
@@ -159,9 +186,4 @@ async def probe_source(source: SourceSpec, ctx: RunContext) -> ProbeReport:
 
 
 def _describe(exc: Exception, ctx: RunContext, source: SourceSpec) -> str:
-    text = f"{type(exc).__name__}: {exc}"
-    for name, value in source.config.items():
-        secret = ctx.env(value) if name.endswith("_env") and isinstance(value, str) else None
-        if secret:
-            text = text.replace(secret, "[redacted]")
-    return text[:500]
+    return ctx.redactor.text(f"{type(exc).__name__}: {exc}")[:500]

@@ -15,6 +15,7 @@ from runtime.context import RunContext
 from runtime.errors import FinalStateTooLarge, NodeError, ResourceLimit
 from runtime.limits import SETTINGS, RunLimits
 from runtime.providers.preload import missing, preload
+from runtime.redaction import RedactingObserver
 from runtime.sandbox.limits import evaluation_deadline
 from runtime.state import FinalState, bounded_final_state, initial_state
 
@@ -84,6 +85,8 @@ async def run_workflow(
     """
     ctx.max_steps = workflow.max_steps
     ctx.initial = dict(values)
+    if not isinstance(ctx.observer, RedactingObserver):
+        ctx.observer = RedactingObserver(ctx.observer, ctx.redactor)
     limit = _limit(workflow, timeout_seconds)
     status, error = SUCCEEDED, None
     graph, config, inputs, state = workflow.graph, cast(Any, {}), None, initial_state(values)
@@ -124,7 +127,10 @@ async def run_workflow(
     final = bounded_final_state(state, ctx.limits.max_final_state_bytes)
     if final.omitted and error is None:
         status, error = FAILED, _final_state_error(final, ctx.limits)
-    return RunOutcome(status, final.values, error, round(ctx.clock() - start, 6))
+    # Node updates were redacted as they were made; the initial state and errors raised outside
+    # any node (a LangGraph failure quoting a value) are redacted here.
+    redact = ctx.redactor.value
+    return RunOutcome(status, redact(final.values), redact(error), round(ctx.clock() - start, 6))
 
 
 def _resource_message(exc: BaseException) -> str:

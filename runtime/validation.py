@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from runtime.errors import SpecError
+from runtime.grants import Grants
 from runtime.jsonpos import locate
 from runtime.spec import SourceSpec, WorkflowSpec
 from runtime.validation_checks import run_checks
@@ -54,6 +55,9 @@ class ValidationOptions:
     """Look up a source stored for the tenant by id; inline sources win. None: inline only."""
     env_allowed: Callable[[str], bool] | None = None
     """The tenant's grant of environment variables. The platform's own are refused regardless."""
+    grants: Grants | None = None
+    """The tenant's grants with their bindings: a variable is granted when one names it, and may
+    go only to the source kinds and hosts a grant binds it to. None: bindings are not checked."""
     node_types: Mapping[str, type[BaseModel]] | None = None
     """Plugin node types: type name → metadata model. Built-in names cannot be replaced."""
     only_node: str | None = None
@@ -111,10 +115,8 @@ def validate_spec(
 
 
 def _env_check(opts: ValidationOptions) -> Callable[[str], bool]:
-    granted = opts.env_allowed
-    if granted is None:
-        return default_env_allowed
-    return lambda name: default_env_allowed(name) and bool(granted(name))
+    checks = [c for c in (opts.env_allowed, opts.grants.names if opts.grants else None) if c]
+    return lambda name: default_env_allowed(name) and all(check(name) for check in checks)
 
 
 def _result(

@@ -13,7 +13,9 @@ from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import BaseModel, ValidationError
 
+from runtime.egress.headers import literal_secret
 from runtime.errors import ErrorType
+from runtime.grants import CredentialUse
 from runtime.node_metadata import HOOK_TYPES, NODE_METADATA, Hooked, Loc
 from runtime.sandbox.expressions import expression_problem
 from runtime.sandbox.templates import template_problem
@@ -142,7 +144,7 @@ def _check_inline_sources(ctx: Context) -> None:
         clean = _without_literal_secrets(ctx, base, kind, config)
         _check_headers(ctx, base, config)
         _check_urls(ctx, base, config)
-        _check_env_refs(ctx, base, config)
+        _check_env_refs(ctx, base, kind, config)
         try:
             SOURCE_CONFIGS[kind].model_validate(clean)
         except ValidationError as exc:
@@ -202,8 +204,9 @@ def _check_headers(ctx: Context, base: Loc, config: dict[str, Any]) -> None:
     if not isinstance(headers, dict):
         return
     who, _ = subject(base, ctx.obj)
-    for name in headers:
-        if isinstance(name, str) and CREDENTIAL_HEADER.match(name):
+    for name, value in headers.items():
+        secret = isinstance(value, str) and literal_secret(name, value)
+        if isinstance(name, str) and (CREDENTIAL_HEADER.match(name) or secret):
             msg = (
                 f"{who} sends a credential in the header '{name}'. Set auth_method "
                 "(bearer, api_key, basic, oauth2_client_credentials) with its *_env fields instead."
@@ -211,7 +214,7 @@ def _check_headers(ctx: Context, base: Loc, config: dict[str, Any]) -> None:
             ctx.report.add(ErrorType.LITERAL_SECRET, msg, (*base, "headers", name))
 
 
-def _check_env_refs(ctx: Context, base: Loc, config: dict[str, Any]) -> None:
+def _check_env_refs(ctx: Context, base: Loc, kind: str, config: dict[str, Any]) -> None:
     for key, value in config.items():
         if not (key.endswith("_env") and isinstance(value, str) and value):
             continue
@@ -222,10 +225,31 @@ def _check_env_refs(ctx: Context, base: Loc, config: dict[str, Any]) -> None:
                 "account may not use. Name a variable the operator granted you."
             )
             ctx.report.add(ErrorType.FORBIDDEN_SECRET_REF, msg, (*base, key))
+    for use, refusal in _unbound(ctx, kind, config):
+        who, _ = subject(base, ctx.obj)
+        ctx.report.add(
+            ErrorType.FORBIDDEN_SECRET_REF, _unbound_message(who, use, refusal), (*base, use.field)
+        )
+
+
+def _unbound(ctx: Context, kind: str, config: dict[str, Any]) -> list[tuple[CredentialUse, str]]:
+    """The granted variables the source would send where their grant does not bind them."""
+    grants = ctx.opts.grants
+    if grants is None:
+        return []
+    uses = [use for use in grants.uses(kind, config) if ctx.env_ok(use.name)]
+    return [(use, refusal) for use in uses if (refusal := grants.refusal(use)) is not None]
+
+
+def _unbound_message(who: str, use: CredentialUse, refusal: str) -> str:
+    return (
+        f"{who} names '{use.name}' in '{use.field}', but {refusal}. Point the source where the "
+        f"grant allows, or ask the operator to bind the variable to it ({use.binding()})."
+    )
 
 
 def _check_stored_env_refs(
-    ctx: Context, base: Loc, who: str, ref: str, config: dict[str, Any]
+    ctx: Context, base: Loc, who: str, ref: str, kind: str, config: dict[str, Any]
 ) -> None:
     """A stored source was checked when it was saved; a grant withdrawn since must still stop
     its variable from being read, so its `*_env` names are checked again for every spec."""
@@ -237,6 +261,13 @@ def _check_stored_env_refs(
                 "grant it again, or point the source at a variable you were granted."
             )
             ctx.report.add(ErrorType.FORBIDDEN_SECRET_REF, msg, (*base, "source"))
+    for use, refusal in _unbound(ctx, kind, config):
+        who_ref = f"{who} uses the stored source '{ref}', which"
+        ctx.report.add(
+            ErrorType.FORBIDDEN_SECRET_REF,
+            _unbound_message(who_ref, use, refusal),
+            (*base, "source"),
+        )
 
 
 # --- nodes -------------------------------------------------------------------------------------
@@ -320,6 +351,12 @@ def _check_hooks(ctx: Context, i: int, node: dict[str, Any], parsed: Hooked) -> 
                 'Rules are CEL, e.g. "size(user_input) > 20".'
             )
             ctx.report.add(ErrorType.INVALID_EXPRESSION, msg, (*base, *loc))
+    for loc, reason in parsed.literal_secrets():
+        msg = (
+            f"{who}: {reason}. Credentials live in environment variables: give the source an "
+            "auth_method with its *_env fields, or take the value from the run's input state."
+        )
+        ctx.report.add(ErrorType.LITERAL_SECRET, msg, (*base, *loc))
     _check_node_source(ctx, base, who, text(node, "type") or "", parsed)
 
 
@@ -341,7 +378,7 @@ def _check_node_source(ctx: Context, base: Loc, who: str, type_name: str, parsed
     if kind not in SOURCE_CONFIGS:
         return
     if ref not in ctx.inline_sources:
-        _check_stored_env_refs(ctx, base, who, ref, config)
+        _check_stored_env_refs(ctx, base, who, ref, kind, config)
     kinds = parsed.source_kinds()
     if kinds and kind not in kinds:
         needed = ", ".join(sorted(kinds))
@@ -371,6 +408,12 @@ def _graph_checks(ctx: Context) -> None:
     check_graph(ctx)
 
 
+def _dataflow_checks(ctx: Context) -> None:
+    from runtime.validation_dataflow import check_db_params  # needs this module's Context too
+
+    check_db_params(ctx)
+
+
 def _check_limits(ctx: Context) -> None:
     limits = ctx.spec.limits if ctx.spec is not None else None
     ceiling = ctx.opts.max_steps
@@ -388,4 +431,5 @@ CHECKS: tuple[Callable[[Context], None], ...] = (
     _check_inline_sources,
     _check_nodes,
     _graph_checks,
+    _dataflow_checks,
 )

@@ -10,7 +10,7 @@ from runtime.errors import SpecError
 from runtime.validation import ValidationOptions, validate_source
 from sources.models import Source, SourceVersion
 from tenants.models import Tenant
-from tenants.selectors import tenant_env_allowed
+from tenants.selectors import tenant_grants
 from tenants.services import audit_record
 
 
@@ -25,7 +25,7 @@ class SourceInUse(Exception):
 
 
 def _check(tenant: Tenant, source_id: str, kind: Any, config: Any) -> None:
-    options = ValidationOptions(env_allowed=tenant_env_allowed(tenant))
+    options = ValidationOptions(grants=tenant_grants(tenant))
     errors = validate_source({"id": source_id, "kind": kind, "config": config}, options)
     if errors:
         raise SourceInvalid(errors)
@@ -34,7 +34,7 @@ def _check(tenant: Tenant, source_id: str, kind: Any, config: Any) -> None:
 def source_problems(source: Source) -> list[SpecError]:
     """What is wrong with a stored source under the tenant's grants as they are now (an
     operator may have withdrawn a variable since the source was saved)."""
-    options = ValidationOptions(env_allowed=tenant_env_allowed(source.tenant))
+    options = ValidationOptions(grants=tenant_grants(source.tenant))
     spec = {"id": source.name, "kind": source.kind, "config": source.config}
     return validate_source(spec, options)
 

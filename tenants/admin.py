@@ -1,7 +1,10 @@
+from django import forms
 from django.contrib import admin
+from django.core.exceptions import ValidationError
 from rest_framework_api_key.admin import APIKeyModelAdmin
 from rest_framework_api_key.models import APIKey
 
+from runtime.grants import GrantError, parse_grant
 from tenants.models import ApiKey, AuditEvent, Tenant
 
 # The library's own tenant-less key model stays unused; only tenant keys are managed here.
@@ -20,8 +23,27 @@ class ApiKeyInline(admin.TabularInline):
         return False  # a new key's secret is shown once, on the API key page
 
 
+class TenantForm(forms.ModelForm):
+    class Meta:
+        model = Tenant
+        fields = "__all__"  # noqa: DJ007 (every field is the operator's to edit here)
+
+    def clean_allowed_env(self) -> object:
+        """Each grant as runtime/grants.py reads it (`NAME`, `PREFIX_*`, `NAME@kind|kind:host`)."""
+        entries = self.cleaned_data["allowed_env"]
+        if not isinstance(entries, list):
+            raise ValidationError('Give a list of grants, e.g. ["OPENAI_API_KEY@openai"].')
+        for entry in entries:
+            try:
+                parse_grant(entry)
+            except GrantError as exc:
+                raise ValidationError(str(exc)) from None
+        return entries
+
+
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
+    form = TenantForm
     list_display = ("slug", "name", "is_active", "created_at")
     list_filter = ("is_active",)
     search_fields = ("slug", "name")

@@ -8,6 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
+from runtime.grants import GrantError, parse_grant
 from tenants.models import ApiKey, AuditEvent, Role, Tenant
 
 
@@ -26,6 +27,11 @@ def tenant_create(*, slug: str, name: str = "", allowed_env: list[str] | None = 
         )
     if Tenant.objects.filter(slug=slug).exists():
         raise TenantError(f"A tenant named {slug!r} already exists.")
+    for entry in allowed_env or []:
+        try:
+            parse_grant(entry)
+        except GrantError as exc:
+            raise TenantError(str(exc)) from None
     return Tenant.objects.create(slug=slug, name=name or slug, allowed_env=allowed_env or [])
 
 

@@ -9,7 +9,7 @@ from django.utils import timezone
 from runtime.validation import ValidationOptions, ValidationResult, validate_spec
 from sources.selectors import source_resolver
 from tenants.models import Tenant
-from tenants.selectors import tenant_env_allowed
+from tenants.selectors import tenant_grants
 from tenants.services import audit_record
 from workflows.models import Workflow, WorkflowVersion
 
@@ -34,7 +34,7 @@ def validation_options(*, tenant: Tenant | None, only_node: str | None = None) -
         max_bytes=settings.AGENTFLOW_MAX_SPEC_BYTES,
         max_nodes=settings.AGENTFLOW_MAX_SPEC_NODES,
         max_steps=settings.AGENTFLOW_MAX_STEPS,
-        env_allowed=tenant_env_allowed(tenant) if tenant is not None else None,
+        grants=tenant_grants(tenant) if tenant is not None else None,
         resolve_source=source_resolver(tenant) if tenant is not None else None,
         only_node=only_node,
     )

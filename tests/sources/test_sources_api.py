@@ -21,7 +21,11 @@ PG_VAR = "AGENTFLOW_T_ACME_PG"
 
 @pytest.fixture
 def granted(tenant: Tenant) -> Tenant:
-    tenant.allowed_env = ["AGENTFLOW_T_ACME_*"]
+    # Bound to where these tests send them: OpenAI (its API, or the fake on 127.0.0.1), databases.
+    tenant.allowed_env = [
+        "AGENTFLOW_T_ACME_*@openai|postgres|mysql",
+        "AGENTFLOW_T_ACME_*@openai:127.0.0.1",
+    ]
     tenant.save()
     return tenant
 
@@ -326,11 +330,12 @@ def test_another_tenants_source_is_unknown_to_a_workflow(
 
 
 @pytest.fixture
-def demo_db(settings, tmp_path: Path) -> Path:
+def demo_db(settings, tmp_path: Path, tenant: Tenant) -> Path:
+    """The demo catalogue in the tenant's own sqlite directory."""
     from tenants.management.commands.demo_catalogue import write_catalogue
 
     settings.AGENTFLOW_SQLITE_ROOT = tmp_path
-    write_catalogue(tmp_path / "demo.sqlite3")
+    write_catalogue(tmp_path / f"t{tenant.pk}" / "demo.sqlite3")
     return tmp_path
 
 
@@ -468,7 +473,7 @@ def test_a_missing_sqlite_file_fails_its_test(demo_db: Path, developer_key: Issu
     assert report["checks"] and not report["checks"][-1]["ok"]
 
 
-def test_a_postgres_source_as_a_superuser_tests_ok_with_a_warning(
+def test_a_postgres_source_as_a_superuser_fails_its_test(
     granted: Tenant, developer_key: IssuedKey, monkeypatch
 ) -> None:
     monkeypatch.setenv(PG_VAR, "postgres://postgres@127.0.0.1:5432/test")
@@ -477,8 +482,25 @@ def test_a_postgres_source_as_a_superuser_tests_ok_with_a_warning(
         {"name": "shop", "kind": "postgres", "config": {"connection_string_env": PG_VAR}},
     )
     report = client_for(developer_key).post(f"{URL}/{source['id']}/test").json()
+    assert report["ok"] is False, report
+    checks = {c["name"]: c for c in report["checks"]}
+    assert (checks["select"]["ok"], checks["role"]["ok"]) == (True, False)
+    assert "superuser" in checks["role"]["detail"]
+    assert "AGENTFLOW_ALLOW_PRIVILEGED_DB_ROLES" in checks["role"]["detail"]
+
+
+def test_a_superuser_source_tests_ok_with_a_warning_when_the_operator_allows_it(
+    granted: Tenant, developer_key: IssuedKey, monkeypatch, settings
+) -> None:
+    settings.AGENTFLOW_ALLOW_PRIVILEGED_DB_ROLES = True
+    monkeypatch.setenv(PG_VAR, "postgres://postgres@127.0.0.1:5432/test")
+    source = create(
+        developer_key,
+        {"name": "shop", "kind": "postgres", "config": {"connection_string_env": PG_VAR}},
+    )
+    report = client_for(developer_key).post(f"{URL}/{source['id']}/test").json()
     assert report["ok"] is True, report
-    assert [c["name"] for c in report["checks"]] == ["select"]
+    assert [c["name"] for c in report["checks"]] == ["select", "role"]
     assert any("superuser" in w for w in report["warnings"]), report["warnings"]
 
 

@@ -15,6 +15,7 @@ from runtime.compiler import compile_workflow
 from runtime.events import NodeFinished, NodeStarted
 from runtime.runner import run_workflow
 from tenants.models import Tenant
+from tenants.selectors import tenant_grants
 from workflows.services import workflow_validate
 
 
@@ -84,7 +85,12 @@ class Command(BaseCommand):
             self._enqueue(validated, state, opts)
             return
         workflow = compile_workflow(validated, state_keys=state.keys())
-        ctx = run_context()  # no image store: images come back as data: URLs
+        # No image store: images come back as data: URLs. Without --tenant the operator runs it
+        # and the grants are not checked (validation still refuses the platform's own variables).
+        ctx = run_context(
+            grants=tenant_grants(tenant) if tenant is not None else None,
+            trusted_hosts=tenant.trusted_hosts if tenant is not None else (),
+        )
         ctx.observer = _Printer(self.stdout.write)
         outcome = asyncio.run(run_workflow(workflow, state, ctx, timeout_seconds=opts["timeout"]))
         self.stdout.write(

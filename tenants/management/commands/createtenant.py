@@ -15,8 +15,11 @@ class Command(BaseCommand):
             "--allow-env",
             action="append",
             default=[],
-            metavar="NAME",
-            help="an environment variable (or PREFIX_*) this tenant's sources may name; repeat",
+            metavar="GRANT",
+            help=(
+                "an environment variable (or PREFIX_*) this tenant's sources may name, bound to "
+                "where it may go: NAME@openai, NAME@http:api.example.com; repeat"
+            ),
         )
 
     def handle(self, *args: Any, **opts: Any) -> None:
