@@ -332,9 +332,9 @@ def test_no_granted_value_is_anywhere_after_runs_that_succeed_and_fail(
 ) -> None:
     redis_url = os.environ.get("REDIS_URL", "")
     store = redis.Redis.from_url(redis_url) if redis_url else None
-    if store is not None:
-        store.flushdb()  # this suite's own Redis database: only what these runs write
-    elif IN_CI:
+    # Not flushed: the suite's other process uses the same Redis database at the same time (its
+    # buckets and counts); the canaries are unique to this test, so other keys cannot hold them.
+    if store is None and IN_CI:
         pytest.fail("CI=true but REDIS_URL is not set")
     tenant.allowed_env = GRANTS
     tenant.save()
