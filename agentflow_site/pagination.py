@@ -18,6 +18,16 @@ def _page_size(request: Request, default: int | None) -> int:
     )
 
 
+def _bounded(parameters: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The documented parameters with the bounds `_page_size` enforces."""
+    for parameter in parameters:
+        if parameter["name"] == "page_size":
+            parameter["schema"] = {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE}
+        elif parameter["name"] == "page":
+            parameter["schema"] = {"type": "integer", "minimum": 1}
+    return parameters
+
+
 class PageNumberPagination(pagination.PageNumberPagination):
     """`{count, next, previous, results}`, `?page=N&page_size=M` (1 to 200; else a 400)."""
 
@@ -26,6 +36,9 @@ class PageNumberPagination(pagination.PageNumberPagination):
 
     def get_page_size(self, request: Request) -> int:
         return _page_size(request, self.page_size)
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        return _bounded(super().get_schema_operation_parameters(view))
 
 
 class NewestFirstCursorPagination(pagination.CursorPagination):
@@ -41,6 +54,9 @@ class NewestFirstCursorPagination(pagination.CursorPagination):
 
     def get_page_size(self, request: Request) -> int:
         return _page_size(request, self.page_size)
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        return _bounded(super().get_schema_operation_parameters(view))
 
     def decode_cursor(self, request: Request) -> Any:
         cursor = super().decode_cursor(request)

@@ -11,7 +11,7 @@ from django.db.models import QuerySet
 from django.http import FileResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django_filters.rest_framework import DjangoFilterBackend
-from drf_spectacular.utils import OpenApiParameter, OpenApiTypes, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, OpenApiTypes, extend_schema
 from rest_framework import exceptions, status
 from rest_framework.generics import ListAPIView
 from rest_framework.request import Request
@@ -28,6 +28,7 @@ from executions.filters import ExecutionFilter
 from executions.models import FINISHED, Execution, ExecutionEvent, Status
 from executions.selectors import usage_report
 from executions.serializers import (
+    ExecuteAcceptedSerializer,
     ExecuteRequestSerializer,
     ExecuteResponseSerializer,
     ExecutionListSerializer,
@@ -46,6 +47,8 @@ from workflows.api import workflow_of
 from workflows.models import Workflow
 from workflows.services import workflow_validate
 
+USAGE_DAYS_MAX = 90
+EVENT_ID_MAX = column_max(ExecutionEvent, "id")
 FILE_NAME = r"[0-9a-f]{16}\.(png|jpg|webp|bin)"
 
 
@@ -84,6 +87,18 @@ class IdempotencyKeyReused(exceptions.APIException):
     def __init__(self) -> None:
         super().__init__()
         self.errors = [{"field": "Idempotency-Key", "message": str(self.default_detail)}]
+
+
+class UnknownVersion(exceptions.APIException):
+    """422: a well-formed `version` the workflow does not have (yet)."""
+
+    status_code = 422
+    default_detail = "The workflow has no such version."
+    default_code = "unknown_version"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.errors = [{"field": "version", "message": message}]
 
 
 def _replayed(principal: Principal, key: str, digest: str) -> Execution | None:
@@ -150,14 +165,40 @@ def _run(
     return _answer(execution_run(execution_id=execution.id, validated=validated))
 
 
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key",
+    str,
+    OpenApiParameter.HEADER,
+    description="the same key again answers with the execution it made (422 if the body "
+    "differs); up to 255 characters are kept",
+)
+LOCATION = OpenApiParameter(
+    "Location",
+    str,
+    OpenApiParameter.HEADER,
+    description="the execution's URL, to poll",
+    response=[202],
+)
+EXECUTE_RESPONSES = {
+    200: OpenApiResponse(ExecuteResponseSerializer, description="the run finished"),
+    202: OpenApiResponse(
+        ExecuteAcceptedSerializer,
+        description="`mode: async`: the run is queued; poll the execution at `Location`",
+    ),
+}
+
+
 class WorkflowExecuteApi(APIView):
-    """Validate a spec and run it at once (`mode: sync`), answering with its final state."""
+    """Validate a spec and run it at once (`mode: sync`), answering with its final state;
+    `mode: async` queues it and answers 202 with its `Location`."""
 
     write_role = Role.EXECUTOR
+    problem_statuses = {"post": (422,)}
 
     @extend_schema(
         request=ExecuteRequestSerializer,
-        responses=ExecuteResponseSerializer,
+        parameters=[IDEMPOTENCY_KEY, LOCATION],
+        responses=EXECUTE_RESPONSES,
         operation_id="workflows_execute",
     )
     def post(self, request: Request) -> Response:
@@ -170,10 +211,12 @@ class StoredWorkflowExecuteApi(APIView):
     """Run a stored workflow: its current version, or the `version` named."""
 
     write_role = Role.EXECUTOR
+    problem_statuses = {"post": (422,)}
 
     @extend_schema(
         request=StoredExecuteRequestSerializer,
-        responses=ExecuteResponseSerializer,
+        parameters=[IDEMPOTENCY_KEY, LOCATION],
+        responses=EXECUTE_RESPONSES,
         operation_id="workflows_execute_stored",
     )
     def post(self, request: Request, workflow_id: str) -> Response:
@@ -184,9 +227,7 @@ class StoredWorkflowExecuteApi(APIView):
         version = body.validated_data.get("version") or workflow.version
         saved = workflow.versions.filter(version=version).first()
         if saved is None:
-            raise exceptions.ValidationError(
-                {"version": [f"Workflow {workflow.id} has versions 1 to {workflow.version}."]}
-            )
+            raise UnknownVersion(f"Workflow {workflow.id} has versions 1 to {workflow.version}.")
         return _run(request, saved.spec, body.validated_data, workflow, version)
 
 
@@ -258,6 +299,7 @@ class ExecutionCancelApi(APIView):
     keeping its partial state; the answer waits up to 3 s for that (202 if still stopping)."""
 
     write_role = Role.EXECUTOR
+    problem_statuses = {"post": (409,)}
 
     @extend_schema(
         request=None, responses={200: ExecutionListSerializer, 202: ExecutionListSerializer}
@@ -277,13 +319,16 @@ class ExecutionCancelApi(APIView):
 
 
 def _last_event_id(request: Request) -> int:
-    """Where a reconnecting stream resumes: `Last-Event-ID`, else `?last_event_id=`, else 0."""
-    field, raw = "Last-Event-ID", request.headers.get("Last-Event-ID")
-    if not raw:
-        field, raw = "last_event_id", request.query_params.get("last_event_id")
-    if not raw:
-        return 0
-    return whole_number(raw, field=field, low=0, high=column_max(ExecutionEvent, "id"))
+    """Where a reconnecting stream resumes: `Last-Event-ID`, else `?last_event_id=`, else 0.
+    Each one given must be a valid id (a 400 naming it), even the one the other overrides."""
+    found = 0
+    for field, raw in (
+        ("last_event_id", request.query_params.get("last_event_id")),
+        ("Last-Event-ID", request.headers.get("Last-Event-ID")),
+    ):
+        if raw is not None and (raw or field == "last_event_id"):  # an empty header: none
+            found = whole_number(raw, field=field, low=0, high=EVENT_ID_MAX)
+    return found
 
 
 class ExecutionEventsApi(APIView):
@@ -291,7 +336,28 @@ class ExecutionEventsApi(APIView):
     (streamed LLM text, batched), then `end`. Reconnect with `Last-Event-ID` (or
     `?last_event_id=`) to get what was missed."""
 
-    @extend_schema(responses={(200, "text/event-stream"): str}, operation_id="executions_events")
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "Last-Event-ID",
+                {"type": "string", "pattern": "^[0-9]{0,19}$"},
+                OpenApiParameter.HEADER,
+                description="resume after this event id",
+            ),
+            OpenApiParameter(
+                "last_event_id",
+                {"type": "integer", "minimum": 0, "maximum": EVENT_ID_MAX},
+                description="resume after this event id (when the header cannot be sent)",
+            ),
+        ],
+        responses={
+            (200, "text/event-stream"): OpenApiResponse(
+                {"type": "string", "description": "`id:`, `event:` and `data:` lines (SSE)"},
+                description="a stream of server-sent events, ending with `event: end`",
+            )
+        },
+        operation_id="executions_events",
+    )
     def get(self, request: Request, execution_id: str) -> StreamingHttpResponse:
         execution = _execution(request, execution_id)
         last_id = _last_event_id(request)
@@ -308,10 +374,16 @@ class UsageApi(APIView):
     daily budget leaves."""
 
     @extend_schema(
-        parameters=[OpenApiParameter("days", int, description="days back, 1-90 (default 7)")],
+        parameters=[
+            OpenApiParameter(
+                "days",
+                {"type": "integer", "minimum": 1, "maximum": USAGE_DAYS_MAX, "default": 7},
+                description=f"days back, 1-{USAGE_DAYS_MAX} (default 7)",
+            )
+        ],
         responses=OpenApiTypes.OBJECT,
         operation_id="usage",
     )
     def get(self, request: Request) -> Response:
-        days = query_number(request.query_params, "days", default=7, low=1, high=90)
+        days = query_number(request.query_params, "days", default=7, low=1, high=USAGE_DAYS_MAX)
         return Response(usage_report(principal_of(request).tenant, days))

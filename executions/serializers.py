@@ -4,12 +4,13 @@ from django.conf import settings
 from rest_framework import serializers
 
 from agentflow_site.bounds import column_max
+from agentflow_site.schema import WorkflowSpecField
 from executions.models import Execution, NodeRun
 from workflows.models import WorkflowVersion
 
 
 class ExecuteRequestSerializer(serializers.Serializer[dict[str, Any]]):
-    workflow = serializers.JSONField(help_text="a WorkflowSpec")
+    workflow = WorkflowSpecField(help_text="a WorkflowSpec")
     initial_state = serializers.DictField(required=False, default=dict)
     mode = serializers.ChoiceField(choices=["sync", "async"], default="sync")
     timeout_seconds = serializers.FloatField(required=False, min_value=0.001)
@@ -51,6 +52,14 @@ class ExecuteResponseSerializer(serializers.Serializer[dict[str, Any]]):
     tokens_used = serializers.IntegerField()
     cost = serializers.FloatField()
     error = serializers.JSONField(allow_null=True)
+
+
+class ExecuteAcceptedSerializer(serializers.Serializer[dict[str, Any]]):
+    """202: the run is queued or running; poll `location` (also the `Location` header)."""
+
+    status = serializers.CharField(help_text="queued or running")
+    execution_id = serializers.CharField()
+    location = serializers.CharField(help_text="/api/v1/executions/{execution_id}")
 
 
 class NodeRunSerializer(serializers.ModelSerializer[NodeRun]):

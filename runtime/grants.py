@@ -293,7 +293,9 @@ def _host(url: Any) -> str | None:
         return None
 
 
-def _origin(url: str) -> tuple[str, str, int | None] | None:
+def _origin(url: Any) -> tuple[str, str, int | None] | None:
+    if not isinstance(url, str):  # a config's URL that is not text: the config check says so
+        return None
     try:
         parts = urlsplit(url)
         port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)

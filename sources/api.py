@@ -42,6 +42,8 @@ class SourceListCreateApi(ListAPIView[Source]):
     """The tenant's stored sources. A spec's node names one by id (`src_…`) or by name; a
     source declared inline in the spec wins."""
 
+    problem_statuses = {"post": (422,)}
+
     serializer_class = SourceSerializer
 
     def get_queryset(self) -> QuerySet[Source]:
@@ -67,6 +69,8 @@ class SourceListCreateApi(ListAPIView[Source]):
 class SourceDetailApi(APIView):
     """One stored source. PUT replaces it, PATCH changes some fields; DELETE is soft, and
     refused (409) while a stored workflow uses the source."""
+
+    problem_statuses = {"put": (409, 422), "patch": (409, 422), "delete": (409,)}
 
     @extend_schema(responses=SourceSerializer, operation_id="sources_retrieve")
     def get(self, request: Request, source_id: str) -> Response:

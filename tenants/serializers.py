@@ -1,8 +1,22 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from agentflow_site.bounds import column_length, column_max
 from agentflow_site.throttling import parse_rate
 from tenants.models import ApiKey, AuditEvent, Role, Tenant
+
+
+@extend_schema_field(
+    {
+        "type": "string",
+        "format": "decimal",
+        "pattern": r"^\d{1,10}(?:\.\d{1,8})?$",
+        "minimum": 0,
+        "description": "USD, at least 0, up to 8 decimal places (a number is accepted too)",
+    }
+)
+class CostField(serializers.DecimalField):
+    """A non-negative amount of USD; the document says so (the default pattern allows `-`)."""
 
 
 class MeSerializer(serializers.Serializer[dict[str, object]]):
@@ -41,11 +55,21 @@ def _check_rate(value: str) -> None:
         ) from exc
 
 
+@extend_schema_field(
+    {
+        "type": "string",
+        "pattern": r"^\s*(?:[1-9][0-9]{0,8}/(?:s|sec|second|m|min|minute|h|hr|hour|d|day)s?)?\s*$",
+    }
+)
+class RateField(serializers.CharField):
+    """requests/period, as agentflow_site.throttling.parse_rate reads it (or empty)."""
+
+
 class ApiKeyCreateSerializer(serializers.Serializer[dict[str, object]]):
     name = serializers.CharField(max_length=50)
     role = serializers.ChoiceField(choices=Role.values)
     expires_at = serializers.DateTimeField(required=False, allow_null=True)
-    rate_limit = serializers.CharField(
+    rate_limit = RateField(
         required=False,
         allow_blank=True,
         default="",
@@ -62,7 +86,7 @@ class BudgetSerializer(serializers.Serializer[dict[str, object]]):
         max_value=column_max(Tenant, "daily_token_budget"),
         help_text="tokens per UTC day; null: no limit",
     )
-    daily_cost = serializers.DecimalField(
+    daily_cost = CostField(
         max_digits=18,
         decimal_places=8,
         allow_null=True,

@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 from agentflow_site.auth import principal_of
 from agentflow_site.errors import Conflict, InvalidSpec
 from agentflow_site.parsers import BodyRefused, Refusal, refusal_in
+from agentflow_site.schema import SPEC_REF
 from runtime.errors import ErrorType, SpecError
 from runtime.jsonpos import locate
 from runtime.spec import workflow_spec_json_schema
@@ -117,9 +118,21 @@ class WorkflowValidateApi(APIView):
     """
 
     write_role = Role.VIEWER  # a POST, but it changes nothing
+    body_required = ("post",)
 
     @extend_schema(
-        request=OpenApiTypes.OBJECT,
+        request={
+            "application/json": {
+                "anyOf": [
+                    SPEC_REF,
+                    {
+                        "type": "object",
+                        "properties": {"spec": SPEC_REF, "node": {"type": "string"}},
+                        "required": ["spec"],
+                    },
+                ]
+            }
+        },
         responses=ValidationResultSerializer,
         examples=[OpenApiExample("a spec", value=SPEC_EXAMPLE, request_only=True)],
         operation_id="workflows_validate",
@@ -162,6 +175,7 @@ class WorkflowListCreateApi(ListAPIView[Workflow]):
     """The tenant's stored workflows (newest first; `?status=deleted` lists deleted ones).
     POST validates and stores a new one (422 with every problem when it is not valid)."""
 
+    problem_statuses = {"post": (422,)}
     serializer_class = WorkflowSerializer
     queryset = Workflow.objects.none()  # for the schema; get_queryset scopes to the tenant
     filter_backends = (DjangoFilterBackend,)
@@ -193,6 +207,9 @@ class WorkflowDetailApi(APIView):
     Merge Patch to it; each change is a new version. DELETE is soft, and refused (409) while
     an execution of it is queued or running."""
 
+    problem_statuses = {"put": (422,), "patch": (422,), "delete": (409,)}
+    body_required = ("patch",)
+
     @extend_schema(responses=WorkflowDetailSerializer, operation_id="workflows_retrieve")
     def get(self, request: Request, workflow_id: str) -> Response:
         workflow = workflow_of(principal_of(request).tenant, workflow_id)
@@ -204,7 +221,21 @@ class WorkflowDetailApi(APIView):
         body = spec_body(request, WorkflowWriteSerializer)
         return self._save(request, workflow_id, spec=body["spec"])
 
-    @extend_schema(request=WorkflowPatchSerializer, responses=WorkflowDetailSerializer)
+    @extend_schema(
+        request={
+            "application/json": {
+                "type": "object",
+                "properties": {
+                    "spec": {
+                        "type": "object",
+                        "description": "a JSON Merge Patch (RFC 7386) of the current spec",
+                    }
+                },
+                "required": ["spec"],
+            }
+        },
+        responses=WorkflowDetailSerializer,
+    )
     def patch(self, request: Request, workflow_id: str) -> Response:
         workflow_of(principal_of(request).tenant, workflow_id)  # an unknown id is a 404 first
         body = spec_body(request, WorkflowPatchSerializer)

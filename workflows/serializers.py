@@ -1,7 +1,9 @@
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from agentflow_site.schema import WorkflowSpecField
 from workflows.models import Workflow, WorkflowVersion
 
 
@@ -39,13 +41,15 @@ class WorkflowSerializer(serializers.ModelSerializer[Workflow]):
 
 
 class WorkflowDetailSerializer(WorkflowSerializer):
+    spec = WorkflowSpecField(read_only=True)
+
     class Meta(WorkflowSerializer.Meta):
         fields = (*WorkflowSerializer.Meta.fields, "spec")
         read_only_fields = fields
 
 
 class WorkflowWriteSerializer(serializers.Serializer[dict[str, Any]]):
-    spec = serializers.JSONField(
+    spec = WorkflowSpecField(
         help_text="the WorkflowSpec; its name and description are the workflow's"
     )
 
@@ -55,13 +59,20 @@ class WorkflowWriteSerializer(serializers.Serializer[dict[str, Any]]):
         return value
 
 
+@extend_schema_field({"type": "object", "additionalProperties": True})
+class MergePatchField(serializers.JSONField):
+    """A JSON Merge Patch of a spec: an object (the spec is one)."""
+
+
 class WorkflowPatchSerializer(WorkflowWriteSerializer):
-    spec = serializers.JSONField(
+    spec = MergePatchField(  # type: ignore[assignment]
         help_text="a JSON Merge Patch (RFC 7386) applied to the current spec"
     )
 
 
 class WorkflowVersionSerializer(serializers.ModelSerializer[WorkflowVersion]):
+    spec = WorkflowSpecField(read_only=True)
+
     class Meta:
         model = WorkflowVersion
         fields = ("version", "created_at", "created_by", "spec")
