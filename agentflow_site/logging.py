@@ -7,14 +7,16 @@ whose names say so, those granted to every tenant (AGENTFLOW_ALLOWED_ENV), and e
 this process loaded or read (a tenant's own grants included; runtime.redaction).
 """
 
+import json
 import os
 import re
 from collections.abc import Mapping, MutableMapping
+from functools import lru_cache
 from typing import Any
 
 import structlog
 
-from runtime.grants import GrantError, parse_grant
+from runtime.grants import Grant, GrantError, parse_grant
 from runtime.redaction import known_secrets
 
 REDACTED = "[redacted]"
@@ -32,31 +34,49 @@ SECRET_ENV_RE = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|DSN|_URL|CONNECTI
 MIN_SECRET_LEN = 8
 
 
-def _granted(name: str) -> bool:
+def _grants_key() -> str:
     from django.conf import settings  # settings import this module: read them when logging
 
     try:
         entries = settings.AGENTFLOW_ALLOWED_ENV
     except Exception:  # settings not configured yet (a line logged while they load)
-        return False
-    return any(_names(entry, name) for entry in entries)
+        return "[]"
+    return json.dumps(entries, sort_keys=True, default=str)
 
 
-def _names(entry: Any, name: str) -> bool:
-    try:
-        return parse_grant(entry).names(name)
-    except GrantError:
-        return False
+def _granted(name: str, grants: str) -> bool:
+    return any(grant.names(name) for grant in _parsed_grants(grants))
 
 
-def _secret_env_values() -> list[str]:
+@lru_cache(maxsize=8)
+def _parsed_grants(entries: str) -> tuple[Grant, ...]:
+    """The operator's grants, parsed once per value of the setting (this runs for every log
+    line, for every environment variable)."""
+    grants = []
+    for entry in json.loads(entries):
+        try:
+            grants.append(parse_grant(entry))
+        except GrantError:
+            continue
+    return tuple(grants)
+
+
+def _secret_env_values() -> tuple[str, ...]:
+    # Worked out again only when the environment or the grants change (tests change both), not
+    # for every string of every log line.
+    return _secret_values(frozenset(os.environ.items()), _grants_key())
+
+
+@lru_cache(maxsize=16)
+def _secret_values(environ: frozenset[tuple[str, str]], grants: str) -> tuple[str, ...]:
     values = {
         value
-        for name, value in os.environ.items()
-        if len(value) >= MIN_SECRET_LEN and (SECRET_ENV_RE.search(name.upper()) or _granted(name))
+        for name, value in environ
+        if len(value) >= MIN_SECRET_LEN
+        and (SECRET_ENV_RE.search(name.upper()) or _granted(name, grants))
     }
     # Longest first, so a value that contains another is masked whole.
-    return sorted(values, key=len, reverse=True)
+    return tuple(sorted(values, key=len, reverse=True))
 
 
 def scrub_text(text: str) -> str:
