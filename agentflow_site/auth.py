@@ -16,6 +16,7 @@ from rest_framework.request import Request
 
 from agentflow_site.converters import KEY_PREFIX
 from tenants.models import ApiKey, Role, Tenant
+from tenants.selectors import api_key_with_tenant
 from tenants.services import audit_record
 
 AUTH_SCHEME = "Api-Key"
@@ -80,11 +81,7 @@ def _verified_key(raw: str, request: Request) -> ApiKey:
     prefix, dot, _secret = raw.partition(".")
     # Only a prefix that could exist reaches the database (a NUL in a header would be a 500).
     well_formed = bool(dot) and re.fullmatch(KEY_PREFIX, prefix) is not None
-    api_key: ApiKey | None = (
-        ApiKey.objects.select_related("tenant").filter(prefix=prefix).first()
-        if well_formed
-        else None
-    )
+    api_key = api_key_with_tenant(prefix) if well_formed else None
     if api_key is None:
         raise exceptions.AuthenticationFailed("This API key is not valid.")
     refusal = _refusal(api_key, raw)

@@ -7,7 +7,6 @@ whose names say so, those granted to every tenant (AGENTFLOW_ALLOWED_ENV), and e
 this process loaded or read (a tenant's own grants included; runtime.redaction).
 """
 
-import json
 import os
 import re
 from collections.abc import Mapping, MutableMapping
@@ -34,26 +33,20 @@ SECRET_ENV_RE = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|DSN|_URL|CONNECTI
 MIN_SECRET_LEN = 8
 
 
-def _grants_key() -> str:
+def _grant_entries() -> tuple[str, ...]:
     from django.conf import settings  # settings import this module: read them when logging
 
     try:
-        entries = settings.AGENTFLOW_ALLOWED_ENV
+        return tuple(settings.AGENTFLOW_ALLOWED_ENV)
     except Exception:  # settings not configured yet (a line logged while they load)
-        return "[]"
-    return json.dumps(entries, sort_keys=True, default=str)
-
-
-def _granted(name: str, grants: str) -> bool:
-    return any(grant.names(name) for grant in _parsed_grants(grants))
+        return ()
 
 
 @lru_cache(maxsize=8)
-def _parsed_grants(entries: str) -> tuple[Grant, ...]:
-    """The operator's grants, parsed once per value of the setting (this runs for every log
-    line, for every environment variable)."""
+def _parsed_grants(entries: tuple[str, ...]) -> tuple[Grant, ...]:
+    """The operator's grants, parsed once per value of the setting."""
     grants = []
-    for entry in json.loads(entries):
+    for entry in entries:
         try:
             grants.append(parse_grant(entry))
         except GrantError:
@@ -61,56 +54,75 @@ def _parsed_grants(entries: str) -> tuple[Grant, ...]:
     return tuple(grants)
 
 
-def _secret_env_values() -> tuple[str, ...]:
-    # Worked out again only when the environment or the grants change (tests change both), not
-    # for every string of every log line.
-    return _secret_values(frozenset(os.environ.items()), _grants_key())
-
-
-@lru_cache(maxsize=16)
-def _secret_values(environ: frozenset[tuple[str, str]], grants: str) -> tuple[str, ...]:
+def _secret_values(environ: Mapping[str, str], entries: tuple[str, ...]) -> tuple[str, ...]:
+    grants = _parsed_grants(entries)
     values = {
         value
-        for name, value in environ
+        for name, value in environ.items()
         if len(value) >= MIN_SECRET_LEN
-        and (SECRET_ENV_RE.search(name.upper()) or _granted(name, grants))
+        and (SECRET_ENV_RE.search(name.upper()) or any(g.names(name) for g in grants))
     }
     # Longest first, so a value that contains another is masked whole.
     return tuple(sorted(values, key=len, reverse=True))
 
 
-def scrub_text(text: str) -> str:
+# (the raw environment, the grants, their secret values) as last worked out.
+_env_cache: tuple[dict[bytes, bytes] | None, tuple[str, ...], tuple[str, ...]] = (None, (), ())
+
+
+def _secret_env_values() -> tuple[str, ...]:
+    """Worked out again only when the environment or the grants change (tests change both).
+
+    Telling whether the environment changed must cost next to nothing, as it runs for every
+    log line: `os.environ.items()` decodes every name and value in Python (about 1 ms with a
+    hundred variables, which was 14 % of a request), while comparing CPython's encoded mapping
+    (`os.environ._data`) with a copy is one dict comparison in C.
+    """
+    global _env_cache
+    raw: dict[bytes, bytes] | None = getattr(os.environ, "_data", None)
+    entries = _grant_entries()
+    seen, seen_entries, values = _env_cache
+    if raw is None:  # not CPython's os._Environ: no cheap test, work it out each time
+        return _secret_values(os.environ, entries)
+    if seen is None or raw != seen or entries != seen_entries:
+        snapshot = dict(raw)
+        values = _secret_values(os.environ, entries)
+        _env_cache = (snapshot, entries, values)  # one assignment: threads see old or new
+    return values
+
+
+def scrub_text(text: str, env_values: tuple[str, ...] | None = None) -> str:
     """Mask API keys, Authorization values and credential env values found in `text`."""
     for value, mark in known_secrets():  # longest first
         if value in text:
             text = text.replace(value, mark)
-    for value in _secret_env_values():
+    for value in _secret_env_values() if env_values is None else env_values:
         if value in text:
             text = text.replace(value, REDACTED)
     text = API_KEY_RE.sub(REDACTED, text)
     return AUTH_HEADER_RE.sub(lambda m: m.group(1) + REDACTED, text)
 
 
-def _scrub(value: Any, depth: int = 0) -> Any:
+def _scrub(value: Any, env_values: tuple[str, ...], depth: int = 0) -> Any:
     if depth > 8:
         return value
     if isinstance(value, str):
-        return scrub_text(value)
+        return scrub_text(value, env_values)
     if isinstance(value, Mapping):
         return {
             k: REDACTED
             if isinstance(k, str) and SECRET_FIELD_RE.search(k)
-            else _scrub(v, depth + 1)
+            else _scrub(v, env_values, depth + 1)
             for k, v in value.items()
         }
     if isinstance(value, list | tuple):
-        return [_scrub(v, depth + 1) for v in value]
+        return [_scrub(v, env_values, depth + 1) for v in value]
     return value
 
 
 def scrub_secrets(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> Any:
     """A structlog processor: the last line of defence before a line is written."""
-    return _scrub(dict(event))
+    return _scrub(dict(event), _secret_env_values())
 
 
 def configure_logging(*, level: str, fmt: str) -> dict[str, Any]:
