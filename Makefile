@@ -20,7 +20,7 @@ bench: install-dev
 	@for f in bench/bench_*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
 
 worker: install
-	$(PY) manage.py qcluster
+	$(PY) manage.py runworker
 
 migrate: install
 	$(PY) manage.py migrate

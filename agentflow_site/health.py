@@ -41,13 +41,19 @@ def _redis() -> dict[str, Any]:
 
 
 def _workers() -> dict[str, Any]:
-    from django_q.status import Stat
+    """Run workers (`manage.py runworker`) that beat within the stale period."""
+    from django.utils import timezone
 
-    clusters = [s for s in Stat.get_all() if s.status != "Stopped"]
+    from executions.models import Worker
+    from executions.services import heartbeat_stale
+
+    alive = Worker.objects.filter(beat_at__gte=timezone.now() - heartbeat_stale())
+    processes = list(alive.values_list("capacity", "running"))
     return {
-        "status": OK if clusters else DOWN,
-        "clusters": len(clusters),
-        "processes": sum(len(s.workers) for s in clusters),
+        "status": OK if processes else DOWN,
+        "processes": len(processes),
+        "capacity": sum(capacity for capacity, _ in processes),
+        "running": sum(running for _, running in processes),
     }
 
 

@@ -354,6 +354,20 @@ AGENTFLOW_DB_LIMITS = _limits(
     },
 )
 
+# --- The run worker (`manage.py runworker`, executions/worker.py) -------------------------------
+# Runs one worker process drives at once (they mostly wait on providers), how often it looks for
+# queued runs besides being woken by NOTIFY (s), how long a stopping worker lets its runs go on
+# before handing them to another worker (s), and the connections its checkpoints share.
+AGENTFLOW_WORKER_CONCURRENCY = _number("AGENTFLOW_WORKER_CONCURRENCY", 50)
+AGENTFLOW_WORKER_POLL = _number("AGENTFLOW_WORKER_POLL", 2.0)
+AGENTFLOW_WORKER_GRACE = _number("AGENTFLOW_WORKER_GRACE", 10.0)
+AGENTFLOW_CHECKPOINT_POOL_SIZE = _number("AGENTFLOW_CHECKPOINT_POOL_SIZE", 4)
+for _name in ("AGENTFLOW_WORKER_CONCURRENCY", "AGENTFLOW_CHECKPOINT_POOL_SIZE"):
+    if globals()[_name] < 1:
+        raise ImproperlyConfigured(f"{_name} must be at least 1.")
+if AGENTFLOW_WORKER_POLL <= 0:
+    raise ImproperlyConfigured("AGENTFLOW_WORKER_POLL must be a positive number of seconds.")
+
 # --- Logging: JSON lines with the request id and the tenant; secrets scrubbed -------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOG_FORMAT = env.str("LOG_FORMAT", default="json")

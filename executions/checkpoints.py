@@ -5,6 +5,7 @@ A checkpoint is written after every superstep (and each finished node's writes w
 worker that dies loses nothing: the next worker resumes the run from there.
 """
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -48,6 +49,51 @@ async def checkpointer() -> AsyncIterator[Any]:
 
         async with AsyncSqliteSaver.from_conn_string(str(sqlite_path())) as saver:
             yield saver
+
+
+class SharedSaver:
+    """One checkpoint saver for every run of a worker process, on its runtime loop: a small
+    connection pool (PostgreSQL) or one connection (SQLite), however many runs are in flight.
+    A saver per run opened a connection per run: 100 runs at once would take 100 connections."""
+
+    def __init__(self, pool_size: int) -> None:
+        self.pool_size = pool_size
+        self._saver: Any = None
+        self._lock: asyncio.Lock | None = None
+
+    @asynccontextmanager
+    async def __call__(self) -> AsyncIterator[Any]:
+        yield await self._get()
+
+    async def _get(self) -> Any:
+        if self._saver is not None:
+            return self._saver
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            if self._saver is None:
+                self._saver = await self._open()
+        return self._saver
+
+    async def _open(self) -> Any:
+        if _vendor() == "postgresql":
+            from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+            from psycopg.rows import dict_row
+            from psycopg_pool import AsyncConnectionPool
+
+            pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+                postgres_conninfo(connections["default"].settings_dict),
+                min_size=1,
+                max_size=self.pool_size,
+                kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
+                open=False,
+            )
+            await pool.open()
+            return AsyncPostgresSaver(pool)
+        import aiosqlite
+        from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+        return AsyncSqliteSaver(await aiosqlite.connect(str(sqlite_path())))
 
 
 def setup_tables(settings_dict: dict[str, Any], vendor: str) -> None:

@@ -71,6 +71,7 @@ class Execution(models.Model):
             models.Index(fields=("workflow", "-created_at")),
             models.Index(fields=("tenant", "status")),
             models.Index(fields=("status", "heartbeat_at")),
+            models.Index(fields=("status", "created_at")),  # the workers' queue
         )
         constraints = (
             models.UniqueConstraint(
@@ -144,3 +145,17 @@ class DailyUsage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tenant_id}:{self.day}"
+
+
+class Worker(models.Model):
+    """A run worker process (`manage.py runworker`) as it last reported itself: `/health`
+    counts those that beat recently."""
+
+    name = models.CharField(primary_key=True, max_length=128, help_text="host:pid")
+    started_at = models.DateTimeField()
+    beat_at = models.DateTimeField()
+    capacity = models.PositiveIntegerField(help_text="runs it may drive at once")
+    running = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return self.name

@@ -25,14 +25,31 @@ def usage_between(tenant: Tenant, start: datetime, end: datetime) -> tuple[int, 
     return int(totals["tokens"] or 0), Decimal(totals["cost"] or 0)
 
 
+RUNS_COUNTED_SINCE = timedelta(days=2)
+"""The budget's floor counts node runs of executions created this long before the day began
+at most: a bounded, indexed read (the tenant's recent executions, then their node runs),
+whatever the size of its history."""
+
+
+def recorded_today(tenant: Tenant, start: datetime) -> tuple[int, Decimal]:
+    """What the tenant's node attempts that started on the day beginning at `start` used."""
+    totals = NodeRun.objects.filter(
+        execution__tenant=tenant,
+        execution__created_at__gte=start - RUNS_COUNTED_SINCE,
+        started_at__gte=start,
+        started_at__lt=start + timedelta(days=1),
+    ).aggregate(tokens=Sum("tokens"), cost=Sum("cost"))
+    return int(totals["tokens"] or 0), Decimal(totals["cost"] or 0)
+
+
 def budget_limits(tenant: Tenant) -> DailyLimits:
     """The tenant's daily limits, with what its finished calls used today (where the day's
-    count starts at least)."""
+    count starts at least). Nothing is read when the tenant has no budget."""
     tokens, cost = tenant.daily_token_budget, tenant.daily_cost_budget
     if tokens is None and cost is None:
         return DailyLimits()
     start = _day_start()
-    used, spent = usage_between(tenant, start, start + timedelta(days=1))
+    used, spent = recorded_today(tenant, start)
     return DailyLimits(
         tokens=tokens,
         cost=None if cost is None else float(cost),

@@ -1,12 +1,10 @@
 """Writes on executions: create one, run it, record its trace."""
 
 import asyncio
-import json
 import os
 import secrets
 import socket
 from datetime import date, timedelta
-from decimal import Decimal
 from typing import Any
 
 import structlog
@@ -21,11 +19,11 @@ from django.utils import timezone
 from agentflow_site.runtime_config import daily_budget, run_context
 from executions.checkpoints import checkpointer
 from executions.models import DailyUsage, Execution, ExecutionEvent, NodeRun, Status
-from executions.runner import CallerThread, Event, TokenEvent, run_observed
+from executions.recording import TraceWriter, money
+from executions.runner import CallerThread, Event, run_observed
 from executions.selectors import budget_limits
 from runtime.budget import Budget, DailyLimits, LimitName, Spend
 from runtime.compiler import compile_workflow
-from runtime.events import NodeFinished, NodeStarted
 from runtime.validation import ValidationResult
 from tenants.models import Tenant
 from tenants.selectors import tenant_grants
@@ -35,10 +33,6 @@ from workflows.models import Workflow
 logger = structlog.get_logger(__name__)
 
 IMAGE_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
-
-
-def _money(value: float) -> Decimal:
-    return Decimal(str(round(value, 8)))
 
 
 @transaction.atomic
@@ -108,11 +102,11 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _claim(execution_id: str, worker: str) -> bool:
+def _claim(execution_id: str, worker: str, **fields: Any) -> bool:
     """Take the run: a queued one, or a running one whose worker stopped beating (a redelivery
     after a crash). The conditional update makes a second delivery do nothing."""
     now = timezone.now()
-    taken = {"heartbeat_at": now, "worker": worker, "deliveries": F("deliveries") + 1}
+    taken = {"heartbeat_at": now, "worker": worker, "deliveries": F("deliveries") + 1, **fields}
     queued = Execution.objects.filter(pk=execution_id, status=Status.QUEUED, cancel_requested=False)
     if queued.update(status=Status.RUNNING, started_at=now, **taken):
         return True
@@ -149,12 +143,11 @@ def execution_run(
     every step, so a run taken over after a crash resumes where it was.
     """
     worker = worker_name()
-    claimed = _claim(execution_id, worker)
     execution = Execution.objects.get(pk=execution_id)
-    if not claimed:
-        return execution
     workflow = compile_workflow(validated, state_keys=execution.initial_state.keys())
-    Execution.objects.filter(pk=execution.pk).update(spec_digest=workflow.digest)
+    if not _claim(execution_id, worker, spec_digest=workflow.digest):
+        execution.refresh_from_db()
+        return execution
     recorder = _Recorder(execution, worker)
     caller = CallerThread()
     ctx = run_context(
@@ -170,7 +163,7 @@ def execution_run(
             execution.initial_state,
             ctx,
             timeout_seconds=_run_timeout(execution.timeout_seconds, background=durable),
-            on_event=recorder.record,
+            on_events=recorder.record,
             on_tick=recorder.tick,
             checkpointer=checkpointer if durable else None,
             thread_id=execution.id,
@@ -229,12 +222,26 @@ def _finish(
     # Fenced: only the worker that holds the run may end it. One whose run was taken over (its
     # heartbeat went stale) or ended by the reaper writes nothing.
     mine = Execution.objects.filter(pk=execution.pk, status=Status.RUNNING, worker=worker)
+    with transaction.atomic():  # the row and its `end` event: one commit
+        _end_once(mine, execution, status, final_state, error, execution_time, tokens, cost)
+
+
+def _end_once(
+    mine: Any,
+    execution: Execution,
+    status: str,
+    final_state: dict[str, Any] | None,
+    error: dict[str, Any] | None,
+    execution_time: float,
+    tokens: int,
+    cost: float,
+) -> None:
     if not mine.update(
         status=status,
         final_state=final_state,
         error=error,
         tokens_used=tokens,
-        cost=_money(cost),
+        cost=money(cost),
         finished_at=timezone.now(),
         execution_time=execution_time,
     ):
@@ -249,29 +256,18 @@ def _finish(
     ExecutionEvent.objects.create(execution=execution, kind="end", data=end)
 
 
-def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str))
-
-
 class _Recorder:
-    """Writes the trace and the event stream as a run goes, beats the heart, and tells the
-    runner when a cancel was asked for."""
+    """Writes one run's trace and event stream in batches (`TraceWriter`), beats the heart, and
+    tells the runner when a cancel was asked for."""
 
     def __init__(self, execution: Execution, worker: str) -> None:
         self.execution = execution
         self.worker = worker
-        self.tokens: dict[str, list[str]] = {}
+        self.writer = TraceWriter()
         self.last_beat = timezone.now()
 
-    def record(self, event: Event) -> None:
-        if isinstance(event, TokenEvent):
-            self.tokens.setdefault(event.node_id, []).append(event.delta)
-            return
-        self.flush()
-        if isinstance(event, NodeStarted):
-            self._started(event)
-        elif isinstance(event, NodeFinished):
-            self._finished(event)
+    def record(self, events: list[Event]) -> None:
+        self.writer.write((self.execution.pk, event) for event in events)
 
     def tick(self) -> bool:
         self.flush()
@@ -284,56 +280,7 @@ class _Recorder:
         return Execution.objects.filter(pk=self.execution.pk, cancel_requested=True).exists()
 
     def flush(self) -> None:
-        """Streamed deltas go out in batches (one event per node per tick), not one row each."""
-        for node_id, deltas in self.tokens.items():
-            ExecutionEvent.objects.create(
-                execution=self.execution,
-                kind="token",
-                data={"node_id": node_id, "delta": "".join(deltas)},
-            )
-        self.tokens.clear()
-
-    def _started(self, event: NodeStarted) -> None:
-        NodeRun.objects.create(
-            execution=self.execution,
-            node_id=event.node_id,
-            node_type=event.node_type,
-            attempt=event.attempt,
-            started_at=event.started_at,
-        )
-        data = {
-            "node_id": event.node_id,
-            "node_type": event.node_type,
-            "attempt": event.attempt,
-            "started_at": event.started_at.isoformat(),
-        }
-        ExecutionEvent.objects.create(execution=self.execution, kind="node_started", data=data)
-
-    def _finished(self, event: NodeFinished) -> None:
-        NodeRun.objects.filter(
-            execution=self.execution,
-            node_id=event.node_id,
-            attempt=event.attempt,
-            status=Status.RUNNING,
-        ).update(
-            status=event.status,
-            duration=event.duration,
-            output=_jsonable(event.output),
-            tokens=event.tokens,
-            cost=_money(event.cost),
-            error=event.error,
-            details=_jsonable(event.details),
-        )
-        data = {
-            "node_id": event.node_id,
-            "status": event.status,
-            "attempt": event.attempt,
-            "duration": event.duration,
-            "tokens": event.tokens,
-            "cost": event.cost,
-            "error": event.error,
-        }
-        ExecutionEvent.objects.create(execution=self.execution, kind="node_finished", data=data)
+        self.writer.flush_tokens()
 
 
 class ExecutionCrashed(Exception):
@@ -395,13 +342,13 @@ def daily_usage_take(
     if limits.tokens is not None:
         under = under.filter(tokens__lt=limits.tokens)
     if limits.cost is not None:
-        under = under.filter(cost__lt=_money(limits.cost))
+        under = under.filter(cost__lt=money(limits.cost))
     floor_cost = Value(
-        _money(floor.cost), output_field=DecimalField(max_digits=18, decimal_places=8)
+        money(floor.cost), output_field=DecimalField(max_digits=18, decimal_places=8)
     )
     add = {
         "tokens": Greatest("tokens", Value(floor.tokens)) + want.tokens,
-        "cost": Greatest("cost", floor_cost) + _money(want.cost),
+        "cost": Greatest("cost", floor_cost) + money(want.cost),
     }
     if under.update(**add):
         return None
@@ -419,7 +366,7 @@ def daily_usage_take(
 def daily_usage_give(*, tenant_id: int, day: date, change: Spend) -> None:
     """Add `change` to the tenant's count for `day` (negative: give back a reservation)."""
     DailyUsage.objects.filter(tenant_id=tenant_id, day=day).update(
-        tokens=F("tokens") + change.tokens, cost=F("cost") + _money(change.cost)
+        tokens=F("tokens") + change.tokens, cost=F("cost") + money(change.cost)
     )
 
 

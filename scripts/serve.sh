@@ -15,9 +15,9 @@ set -m
 pids=()
 stop() { trap - INT TERM EXIT; kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
 trap stop INT TERM EXIT
-$py manage.py qcluster & pids+=($!)
+$py manage.py runworker & pids+=($!)
 $py -m uvicorn agentflow_site.asgi:application --host 127.0.0.1 --port "$port" \
-  --no-access-log --log-level warning & pids+=($!)
+  --http agentflow_site.serving:HTTPProtocol --no-access-log --log-level warning & pids+=($!)
 # Say it is up only once it answers. The probe runs in the background and is waited for: a
 # Ctrl-C while a foreground child runs would be deferred until that child ends, and bash may
 # then drop it; `wait` returns at once on a trapped signal and runs `stop`.

@@ -4,9 +4,12 @@ A key fixture gives an `IssuedKey`: the stored row and the secret a client sends
 """
 
 import os
+import secrets
 from dataclasses import dataclass
 
 import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
 from rest_framework.test import APIClient
 
 from tenants.models import ApiKey, Role, Tenant
@@ -91,4 +94,16 @@ def requires_redis() -> str:
 
 
 # Fake provider servers (OpenAI, Azure, Anthropic, Gemini) on 127.0.0.1, driven by the real SDKs.
+@pytest.fixture
+def admin_client(db: None) -> Client:
+    """A browser logged in to the admin as a superuser of its own (pytest-django's fixture
+    reuses any user named "admin" it finds, whatever that user's state)."""
+    user = get_user_model().objects.create_superuser(
+        f"admin-{secrets.token_hex(4)}", "admin@example.com", secrets.token_urlsafe(16)
+    )
+    client = Client()
+    client.force_login(user)
+    return client
+
+
 from tests.fakes.fixtures import anthropic_server, gemini_server, openai_server  # noqa: E402, F401

@@ -1,4 +1,4 @@
-"""A real AgentFlow on the test database: uvicorn and django-q2 clusters as processes, started
+"""A real AgentFlow on the test database: uvicorn and run workers as processes, started
 and killed at will, called over HTTP as a user would."""
 
 import os
@@ -33,7 +33,7 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
 
 
 class Stack:
-    """uvicorn and django-q2 clusters on the test database, started and killed at will."""
+    """uvicorn and run workers on the test database, started and killed at will."""
 
     def __init__(self, env: dict[str, str], logs: Path) -> None:
         self.env, self.logs = env, logs
@@ -54,7 +54,7 @@ class Stack:
         return proc
 
     def worker(self) -> subprocess.Popen[bytes]:
-        return self._start("worker", "manage.py", "qcluster")
+        return self._start("worker", "manage.py", "runworker")
 
     def web(self) -> None:
         self._start(

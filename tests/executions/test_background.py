@@ -206,3 +206,37 @@ def test_cancel_stops_a_running_run_and_keeps_its_partial_state(
     assert run.final_state["outputs"]["n1"].startswith("echo: step 1")
     again = _post(stack, key, f"/api/v1/executions/{execution_id}/cancel", {})
     assert again.status_code == 409
+
+
+ONE_CALL = {
+    **CHAIN,
+    "name": "one-call",
+    "nodes": CHAIN["nodes"][:2],
+    "edges": CHAIN["edges"][:1],
+}
+
+
+def test_one_worker_process_runs_many_runs_at_once(stack: Stack, key, openai_server) -> None:
+    openai_server.script(times=12, delay=3.0)  # long enough that the runs must overlap
+    stack.web()
+    body = {"workflow": ONE_CALL, "initial_state": {"user_input": "go"}, "mode": "async"}
+    ids = [
+        _post(stack, key, "/api/v1/workflows/execute", body).json()["execution_id"]
+        for _ in range(12)
+    ]
+    stack.worker()  # all twelve are queued when it starts
+    wait_for(
+        lambda: Execution.objects.filter(pk__in=ids, status="succeeded").count() == 12,
+        120,
+        "the twelve runs",
+    )
+    assert len(set(Execution.objects.filter(pk__in=ids).values_list("worker", flat=True))) == 1
+    calls = NodeRun.objects.filter(execution_id__in=ids, node_id="n1")
+    starts = [(c.started_at.timestamp(), c.duration or 0.0) for c in calls]
+    spans = [(start, start + took) for start, took in starts]
+    edges = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+    at_once = peak = 0
+    for _, step in edges:
+        at_once += step
+        peak = max(peak, at_once)
+    assert peak == 12  # one process, every call waiting on the provider together

@@ -136,7 +136,7 @@ def test_it_starts_with_no_variables_set_and_the_printed_curl_line_works(tmp_pat
         health = _wait_for(healthy, 120, "/health to report the worker")
         assert health["dependencies"]["database"]["vendor"] == "sqlite"
         assert health["dependencies"]["redis"] == {"status": "not configured"}
-        assert health["dependencies"]["workers"]["clusters"] == 1
+        assert health["dependencies"]["workers"]["processes"] == 1
 
         status, body = _get(url, key)
         assert status == 200

@@ -1,0 +1,434 @@
+"""The run worker (`manage.py runworker`): many background runs at once in one process.
+
+Runs mostly wait: on a provider, a database, a rate limit. A worker process that held one run
+from start to end (a django-q2 task) spent a whole process waiting for each, which capped
+AgentFlow at as many runs as it had processes. Here every run of the process is a task on the
+process's runtime loop (`runtime.loop`), up to `AGENTFLOW_WORKER_CONCURRENCY` at once, and one
+thread (the one calling `serve`) does all of their database work, in batches:
+
+- claims queued runs from the executions table (`SELECT … FOR UPDATE SKIP LOCKED`, oldest
+  first, only as many as it has free slots: a full worker takes nothing and the others do),
+  woken by PostgreSQL's NOTIFY when a run is queued (`executions.wakeup`), and looks every
+  `AGENTFLOW_WORKER_POLL` seconds anyway;
+- writes the trace of every run as it arrives (`TraceWriter`: a few statements per batch
+  whatever the number of runs);
+- every TICK: one query for the cancel requests of all its runs (a cancelled run stops within
+  half a second), and every HEARTBEAT_EVERY one UPDATE beating for all of them; a run that
+  another worker took over (its heartbeat had gone stale) is stopped here;
+- takes over runs whose worker died (heartbeat stale): they resume from their last checkpoint,
+  saved after every step through one connection pool for the whole process;
+- on SIGTERM it stops claiming, lets its runs finish for `AGENTFLOW_WORKER_GRACE` seconds,
+  then hands the rest back (their heartbeat set stale) for another worker to resume.
+
+CPU-heavy tenant work (templates, rules) runs in the sandbox's thread pool with deadlines, so it
+does not stall the other runs on the loop.
+"""
+
+import asyncio
+import concurrent.futures
+import contextlib
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from django.conf import settings
+from django.db import close_old_connections, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from agentflow_site.runtime_config import run_context
+from executions.checkpoints import SharedSaver
+from executions.models import Execution, ExecutionEvent, Status, Worker
+from executions.recording import TraceWriter
+from executions.runner import CallerThread, Event, TokenEvent, _Call
+from executions.services import (
+    HEARTBEAT_EVERY,
+    _claim,
+    _daily_budget,
+    _finish,
+    _image_store,
+    _run_timeout,
+    heartbeat_stale,
+    worker_name,
+)
+from executions.wakeup import Listener, listens
+from runtime import loop
+from runtime.compiler import compile_workflow
+from runtime.events import NodeFinished, NodeStarted
+from runtime.providers.preload import preload
+from runtime.runner import CANCELLED, FAILED, RunOutcome, run_workflow
+from tenants.selectors import tenant_grants
+from workflows.services import workflow_validate
+
+logger = structlog.get_logger(__name__)
+
+TICK = 0.25
+"""Seconds between cancel checks."""
+MAX_DELIVERIES = 3
+"""A run taken up this many times (each after a lost worker) is given up as failed."""
+
+
+@dataclass(frozen=True)
+class _Wake:
+    pass
+
+
+@dataclass(frozen=True)
+class _Done:
+    execution_id: str
+
+
+WAKE = _Wake()
+
+
+class _TaggedObserver:
+    """A run's observer on the runtime loop: its events go to the worker's inbox, tagged."""
+
+    def __init__(self, inbox: "queue.Queue[object]", execution_id: str) -> None:
+        self.inbox, self.execution_id = inbox, execution_id
+
+    async def node_started(self, event: NodeStarted) -> None:
+        self.inbox.put((self.execution_id, event))
+
+    async def node_finished(self, event: NodeFinished) -> None:
+        self.inbox.put((self.execution_id, event))
+
+    async def node_token(self, node_id: str, delta: str) -> None:
+        self.inbox.put((self.execution_id, TokenEvent(node_id, delta)))
+
+
+@dataclass
+class _Run:
+    execution: Execution
+    redact: Any
+    future: "concurrent.futures.Future[RunOutcome]"
+    task: "asyncio.Task[Any] | None" = None
+    cancelling: bool = False
+    lost: bool = False
+
+
+@dataclass
+class RunWorker:
+    """Drives up to `capacity` runs at once; `serve()` until `stop` is set."""
+
+    capacity: int = 50
+    name: str = field(default_factory=worker_name)
+    poll: float = 2.0
+    grace: float = 10.0
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self.inbox: queue.Queue[object] = queue.Queue()
+        self.runs: dict[str, _Run] = {}
+        self.writer = TraceWriter()
+        self.caller = CallerThread()
+        self.saver = SharedSaver(settings.AGENTFLOW_CHECKPOINT_POOL_SIZE)
+        self.claims = 0
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    def serve(self) -> None:
+        preload()  # what web processes import at start: a first run pays nothing
+        loop.runtime_loop()
+        listener = Listener(lambda: self.inbox.put(WAKE), self.stop) if listens() else None
+        if listener:
+            listener.start()
+        self._register()
+        logger.info("run_worker_started", worker=self.name, capacity=self.capacity)
+        next_tick = next_poll = next_beat = time.monotonic()
+        stopping_since: float | None = None
+        with self.caller.serving(self.inbox):
+            while True:
+                if self.stop.is_set() and stopping_since is None:
+                    stopping_since = time.monotonic()
+                    logger.info("run_worker_stopping", worker=self.name, running=len(self.runs))
+                if stopping_since is not None and (
+                    not self.runs or time.monotonic() - stopping_since > self.grace
+                ):
+                    break
+                wake = min(next_tick, next_poll)
+                items = self._take(max(0.0, wake - time.monotonic()))
+                woken = self._handle(items)
+                now = time.monotonic()
+                if stopping_since is None and (woken or now >= next_poll):
+                    self._claim_runs()
+                    next_poll = time.monotonic() + self.poll
+                if now >= next_tick:
+                    self._tick(beat=now >= next_beat)
+                    if now >= next_beat:
+                        next_beat = now + HEARTBEAT_EVERY.total_seconds()
+                    next_tick = time.monotonic() + TICK
+        self._hand_back()
+        Worker.objects.filter(pk=self.name).delete()
+        logger.info("run_worker_stopped", worker=self.name)
+
+    def _take(self, timeout: float) -> list[object]:
+        """What arrived: wait up to `timeout` for the first item, then take all there is."""
+        try:
+            items = [self.inbox.get(timeout=timeout)]
+        except queue.Empty:
+            return []
+        with contextlib.suppress(queue.Empty):
+            while len(items) < 10_000:
+                items.append(self.inbox.get_nowait())
+        return items
+
+    def _handle(self, items: list[object]) -> bool:
+        """Answer calls, write events, end finished runs; True when a claim is due."""
+        woken = False
+        entries: list[tuple[str, Event]] = []
+        done: list[str] = []
+        for item in items:
+            if isinstance(item, _Call):
+                item.run()
+            elif isinstance(item, _Wake):
+                woken = True
+            elif isinstance(item, _Done):
+                done.append(item.execution_id)
+            else:
+                entries.append(item)  # type: ignore[arg-type]
+        if entries:
+            self._guarded(self.writer.write, entries)
+        for execution_id in done:
+            self._end(execution_id)
+            woken = True  # a slot is free
+        return woken
+
+    def _guarded(self, work: Any, *args: Any) -> Any:
+        """Database work of the loop: a lost connection is dropped and the next call reopens
+        it; the error is logged, not fatal to the worker or its other runs."""
+        try:
+            return work(*args)
+        except Exception:
+            logger.exception("run_worker_database_error", worker=self.name)
+            close_old_connections()
+            with contextlib.suppress(Exception):
+                from django.db import connection
+
+                connection.close()
+            return None
+
+    # --- claims -----------------------------------------------------------------------------
+
+    def _claim_runs(self) -> None:
+        free = self.capacity - len(self.runs)
+        if free <= 0:
+            return
+        claimed = self._guarded(claim_queued, self.name, free) or []
+        if len(claimed) < free:
+            claimed += self._guarded(self._take_over_lost, free - len(claimed)) or []
+        for execution_id in claimed:
+            self.claims += 1
+            self._start(execution_id)
+
+    def _take_over_lost(self, limit: int) -> list[str]:
+        """Runs whose worker stopped beating: end those lost too often, resume the others."""
+        stale = Execution.objects.filter(
+            status=Status.RUNNING, heartbeat_at__lt=timezone.now() - heartbeat_stale()
+        ).exclude(worker=self.name)
+        give_up_lost(stale)
+        candidates = stale.filter(deliveries__lt=MAX_DELIVERIES, mode="async")
+        taken = []
+        for execution_id in candidates.values_list("pk", flat=True)[:limit]:
+            if _claim(execution_id, self.name):
+                taken.append(execution_id)
+        return taken
+
+    def _start(self, execution_id: str) -> None:
+        try:
+            execution = Execution.objects.select_related("tenant").get(pk=execution_id)
+            validated = workflow_validate(spec=execution.spec, tenant=execution.tenant)
+            if not validated.valid:
+                error = {"code": "invalid_workflow", "message": validated.errors[0].message}
+                _finish(execution, Status.FAILED, None, error, 0, worker=self.name)
+                return
+            workflow = compile_workflow(validated, state_keys=execution.initial_state.keys())
+            Execution.objects.filter(pk=execution.pk).update(spec_digest=workflow.digest)
+            ctx = run_context(
+                store_image=_image_store(execution),
+                tenant=f"t{execution.tenant_id}",
+                budget=_daily_budget(execution.tenant, self.caller),
+                grants=tenant_grants(execution.tenant),
+                trusted_hosts=execution.tenant.trusted_hosts,
+            )
+        except Exception as exc:
+            self._crashed(execution_id, exc)
+            return
+        ctx.observer = _TaggedObserver(self.inbox, execution_id)
+        run = _Run(execution, ctx.redactor.text, concurrent.futures.Future())
+        timeout = _run_timeout(execution.timeout_seconds, background=True)
+
+        async def main() -> RunOutcome:
+            run.task = asyncio.current_task()
+            async with self.saver() as saver:
+                return await run_workflow(
+                    workflow,
+                    execution.initial_state,
+                    ctx,
+                    timeout_seconds=timeout,
+                    checkpointer=saver,
+                    thread_id=execution.id,
+                )
+
+        run.future = loop.submit(main())
+        self.runs[execution_id] = run
+        run.future.add_done_callback(lambda _: self.inbox.put(_Done(execution_id)))
+
+    def _crashed(self, execution_id: str, exc: Exception) -> None:
+        logger.exception("execution_crashed", execution_id=execution_id)
+        error = {"code": "internal_error", "message": f"{type(exc).__name__}: {exc}"}
+        with contextlib.suppress(Exception):
+            execution = Execution.objects.get(pk=execution_id)
+            _finish(execution, Status.FAILED, None, error, 0, worker=self.name)
+
+    # --- ends -------------------------------------------------------------------------------
+
+    def _end(self, execution_id: str) -> None:
+        run = self.runs.pop(execution_id, None)
+        if run is None:
+            return
+        try:
+            outcome = run.future.result()
+        except (concurrent.futures.CancelledError, asyncio.CancelledError):
+            error = {"code": "cancelled", "message": "The run was cancelled.", "node_id": None}
+            outcome = RunOutcome(CANCELLED, {}, error, 0.0)
+        except Exception as exc:  # a bug outside what run_workflow reports as an outcome
+            message = run.redact(f"{type(exc).__name__}: {exc}")
+            logger.error("execution_crashed", execution_id=execution_id, error=message)
+            outcome = RunOutcome(FAILED, {}, {"code": "internal_error", "message": message}, 0.0)
+        self._guarded(self._record_end, run, outcome)
+
+    def _record_end(self, run: _Run, outcome: RunOutcome) -> None:
+        execution_id = run.execution.pk
+        self.writer.flush_tokens([execution_id])
+        self.writer.forget(execution_id)
+        if run.lost:
+            return  # another worker holds it now: its end is theirs to write
+        _finish(
+            run.execution,
+            outcome.status,
+            outcome.final_state or None,
+            outcome.error,
+            outcome.execution_time,
+            worker=self.name,
+        )
+
+    # --- ticks ------------------------------------------------------------------------------
+
+    def _tick(self, *, beat: bool) -> None:
+        self._guarded(self.writer.flush_tokens)
+        mine = list(self.runs)
+        if beat:
+            self._guarded(self._beat, mine)
+        if mine:
+            asked = self._guarded(
+                lambda: list(
+                    Execution.objects.filter(pk__in=mine, cancel_requested=True).values_list(
+                        "pk", flat=True
+                    )
+                )
+            )
+            for execution_id in asked or []:
+                self._cancel(execution_id)
+
+    def _beat(self, mine: list[str]) -> None:
+        now = timezone.now()
+        if mine:
+            held = Execution.objects.filter(pk__in=mine, worker=self.name, status=Status.RUNNING)
+            if held.update(heartbeat_at=now) < len(mine):
+                still = set(held.values_list("pk", flat=True))
+                for execution_id in set(mine) - still:
+                    run = self.runs.get(execution_id)
+                    if run is not None and not run.lost:
+                        run.lost = True  # taken over, or ended by someone else: stop it here
+                        self._cancel(execution_id)
+        Worker.objects.filter(pk=self.name).update(beat_at=now, running=len(self.runs))
+
+    def _cancel(self, execution_id: str) -> None:
+        run = self.runs.get(execution_id)
+        if run is None or run.cancelling:
+            return
+        run.cancelling = True
+        task = run.task
+        if task is not None:
+            loop.runtime_loop().call_soon_threadsafe(task.cancel)
+        else:
+            run.future.cancel()
+
+    def _register(self) -> None:
+        now = timezone.now()
+        Worker.objects.update_or_create(
+            pk=self.name,
+            defaults={"started_at": now, "beat_at": now, "capacity": self.capacity, "running": 0},
+        )
+        stale = now - heartbeat_stale() - timedelta(minutes=10)
+        Worker.objects.filter(beat_at__lt=stale).delete()  # processes long gone
+
+    def _hand_back(self) -> None:
+        """Runs still going after the grace period: stop them here and make them stale at
+        once, so another worker resumes them from their last checkpoint."""
+        if not self.runs:
+            return
+        mine = list(self.runs)
+        logger.warning("run_worker_handing_back", worker=self.name, runs=len(mine))
+        for run in self.runs.values():
+            run.lost = True
+            if run.task is not None:
+                loop.runtime_loop().call_soon_threadsafe(run.task.cancel)
+        stale = timezone.now() - heartbeat_stale() - timedelta(seconds=1)
+        self._guarded(
+            lambda: Execution.objects.filter(
+                pk__in=mine, worker=self.name, status=Status.RUNNING
+            ).update(heartbeat_at=stale)
+        )
+
+
+def claim_queued(worker: str, limit: int) -> list[str]:
+    """Take up to `limit` queued background runs, oldest first. Rows another worker is taking
+    at this moment are skipped, not waited for (PostgreSQL); on SQLite the transaction takes
+    the write lock first (IMMEDIATE), so two workers never take the same run."""
+    now = timezone.now()
+    with transaction.atomic():
+        queued = Execution.objects.filter(
+            status=Status.QUEUED, mode="async", cancel_requested=False
+        ).order_by("created_at")
+        ids = list(queued.select_for_update(skip_locked=True).values_list("pk", flat=True)[:limit])
+        if not ids:
+            return []
+        Execution.objects.filter(pk__in=ids, status=Status.QUEUED).update(
+            status=Status.RUNNING,
+            started_at=now,
+            heartbeat_at=now,
+            worker=worker,
+            deliveries=F("deliveries") + 1,
+        )
+    return ids
+
+
+LOST_TOO_OFTEN = {"code": "worker_lost", "message": "The run lost its worker too many times."}
+SYNC_LOST = {
+    "code": "worker_lost",
+    "message": "The process running this synchronous run stopped; its caller was answered with "
+    "an error, so it is not run again. Start it again, or run it with mode async.",
+}
+
+
+def give_up_lost(stale: Any) -> None:
+    """Of `stale` (running runs whose heartbeat went stale), end those that lost their worker
+    too often, and synchronous ones: their caller was already answered (or cut off) and a
+    re-run would repeat every provider call for nobody."""
+    ended = stale.filter(Q(deliveries__gte=MAX_DELIVERIES) | Q(mode="sync"))
+    for execution_id, mode in ended.values_list("pk", "mode"):
+        error = SYNC_LOST if mode == "sync" else LOST_TOO_OFTEN
+        if Execution.objects.filter(pk=execution_id, status=Status.RUNNING).update(
+            status=Status.FAILED, error=error, finished_at=timezone.now()
+        ):
+            ExecutionEvent.objects.create(
+                execution_id=execution_id,
+                kind="end",
+                data={"status": Status.FAILED, "error": error},
+            )
