@@ -42,7 +42,7 @@ class TraceWriter:
 
     def write(self, entries: Iterable[Entry]) -> None:
         events: list[ExecutionEvent] = []
-        new: dict[tuple[str, str, int], NodeRun] = {}
+        new: list[NodeRun] = []  # a loop's node starts again with the same key: a list
         ended: list[NodeRun] = []
         late: list[tuple[str, NodeFinished]] = []
         for execution_id, event in entries:
@@ -60,7 +60,8 @@ class TraceWriter:
                     attempt=event.attempt,
                     started_at=event.started_at,
                 )
-                new[key] = self._open[key] = row
+                self._open[key] = row
+                new.append(row)
                 events.append(_started(execution_id, event))
             elif isinstance(event, NodeFinished):
                 found = self._open.pop(key, None)
@@ -68,10 +69,10 @@ class TraceWriter:
                     late.append((execution_id, event))
                 else:
                     _end(found, event)
-                    if key not in new:
+                    if found.pk is not None:  # inserted by an earlier batch
                         ended.append(found)
                 events.append(_finished(execution_id, event))
-        self._save(list(new.values()), ended, late, events)
+        self._save(new, ended, late, events)
 
     def flush_tokens(self, execution_ids: Sequence[str] | None = None) -> None:
         """Streamed deltas go out batched: one event per node per flush, not one row each."""
