@@ -2,15 +2,25 @@
 
 Parallel branches write in the same step, so every key has a reducer: `tokens_used` and `cost`
 are summed, `outputs` and `metadata` merged, `errors` appended, anything else last-write-wins.
+
+The merged keys live in LangGraph `DeltaChannel`s, whose reducer takes all of a superstep's
+writes at once: a fan-out of N branches merges in one pass (a reducer called once per write
+would copy the growing dict N times), and a checkpoint stores the step's writes, not the whole
+`outputs` again (LangGraph writes a full snapshot every 100 updates of the key, and rebuilds
+the value from the snapshot and the writes after it when a run resumes). `DeltaChannel` is
+beta in langgraph 1.2: its stored form could change in a later release, which matters only
+to a run that is resumed across an upgrade.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, TypedDict
+
+from langgraph.channels import DeltaChannel
 
 RESULT_KEYS = (
     "user_input",
@@ -39,21 +49,38 @@ def add_floats(old: float | None, new: float | None) -> float:
     return float(old or 0) + float(new or 0)
 
 
-def merge_dicts(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> dict[str, Any]:
-    return {**(old or {}), **(new or {})}
+def merge_dicts(
+    old: Mapping[str, Any] | None, writes: Sequence[Mapping[str, Any] | None]
+) -> dict[str, Any]:
+    """The old value updated by each write in turn (later writes win), copied once per superstep,
+    never changed in place: a checkpoint still being saved may hold `old`."""
+    merged = dict(old or {})
+    for new in writes:
+        if new:
+            merged.update(new if isinstance(new, dict) else {**new})  # {**x}: mappings only
+    return merged
 
 
-def append_items(old: list[Any] | None, new: list[Any] | None) -> list[Any]:
-    return [*(old or []), *(new or [])]
+def append_items(old: list[Any] | None, writes: Sequence[list[Any] | None]) -> list[Any]:
+    """The old list followed by each write's items, copied once per superstep."""
+    items = list(old or [])
+    for new in writes:
+        if new:
+            items.extend(new)
+    return items
+
+
+def _merged(reducer: Callable[[Any, Sequence[Any]], Any]) -> DeltaChannel[Any]:
+    return DeltaChannel(reducer)
 
 
 _REDUCED: dict[str, Any] = {
     "tokens_used": Annotated[int, add_ints],
     "cost": Annotated[float, add_floats],
-    "metadata": Annotated[dict, merge_dicts],
-    "outputs": Annotated[dict, merge_dicts],
-    "errors": Annotated[list, append_items],
-    LOOPS_KEY: Annotated[dict, merge_dicts],
+    "metadata": Annotated[dict, _merged(merge_dicts)],
+    "outputs": Annotated[dict, _merged(merge_dicts)],
+    "errors": Annotated[list, _merged(append_items)],
+    LOOPS_KEY: Annotated[dict, _merged(merge_dicts)],
 }
 
 
