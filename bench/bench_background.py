@@ -1,17 +1,22 @@
 """Background runs: enqueue-to-first-node latency, and how many trivial runs two workers finish.
 
-Run: `python bench/bench_background.py [--runs N] [--latency-samples N]`. Uses DATABASE_URL when
-it points at PostgreSQL (a fresh database `agentflow_bench` is created beside it), else SQLite in
-a temporary directory. Starts two django-q2 clusters of one worker each on the ORM broker.
+Run: `python bench/bench_background.py [--runs N] [--latency-samples N]`. When DATABASE_URL points
+at PostgreSQL, a new database `agentflow_bench_<random hex>` is created on that server and dropped
+at the end (the only database this bench ever drops); otherwise SQLite in a temporary directory.
+Starts two worker processes: `manage.py runworker` (AGENTFLOW_WORKER_CONCURRENCY runs each), or
+where that command does not exist yet, two django-q2 clusters of one worker on the ORM broker.
 """
 
 import argparse
+import contextlib
 import os
+import secrets
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -38,29 +43,45 @@ SPEC = {
 }
 
 
-def _database_url(data_dir: str) -> str:
+@contextlib.contextmanager
+def _own_database() -> Iterator[str]:
+    """A new PostgreSQL database beside DATABASE_URL's, dropped at the end; "" for SQLite."""
     url = os.environ.get("DATABASE_URL", "")
     if not url.startswith("postgres"):
-        return ""
+        yield ""
+        return
     import psycopg
 
+    name = f"agentflow_bench_{secrets.token_hex(6)}"
     parts = urlsplit(url)
     admin = urlunsplit(parts._replace(path="/postgres"))
     with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS agentflow_bench WITH (FORCE)")
-        conn.execute("CREATE DATABASE agentflow_bench")
-    return urlunsplit(parts._replace(path="/agentflow_bench"))
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield urlunsplit(parts._replace(path=f"/{name}"))
+    finally:
+        from django.conf import settings
+        from django.db import connections
+
+        if settings.configured:  # our pooled connections go before the database does
+            connections.close_all()
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _env(data_dir: str) -> dict[str, str]:
+def _env(data_dir: str, database_url: str) -> dict[str, str]:
     env = {**os.environ, "AGENTFLOW_DATA_DIR": data_dir, "LOG_LEVEL": "WARNING", "Q_WORKERS": "1"}
-    url = _database_url(data_dir)
-    if url:
-        env["DATABASE_URL"] = url
+    if database_url:
+        env["DATABASE_URL"] = database_url
     else:
         env.pop("DATABASE_URL", None)
     env.pop("REDIS_URL", None)
     return env
+
+
+def _worker_command() -> str:
+    exists = (ROOT / "executions/management/commands/runworker.py").exists()
+    return "runworker" if exists else "qcluster"
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -73,9 +94,34 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--latency-samples", type=int, default=40)
     args = parser.parse_args()
+    with _own_database() as database_url:
+        latencies, took, vendor = _measure(args, database_url)
+    command = _worker_command()
+    workers = (
+        f"two runworker processes ({os.environ.get('AGENTFLOW_WORKER_CONCURRENCY', 'default')} "
+        "runs each)"
+        if command == "runworker"
+        else f"two clusters of one worker, ORM broker, Q_POLL {os.environ.get('Q_POLL', '0.2')} s"
+    )
+    print(f"database: {vendor}; {workers}")
+    print(
+        f"enqueue -> first node started: p50 {statistics.median(latencies):.0f} ms, "
+        f"p95 {_pct(latencies, 0.95):.0f} ms ({len(latencies)} runs, one at a time)"
+    )
+    print(
+        f"throughput: {args.runs} trivial 3-node runs in {took:.1f} s = "
+        f"{args.runs / took:.1f} runs/s"
+    )
+    return 0
+
+
+def _measure(args: argparse.Namespace, database_url: str) -> tuple[list[float], float, str]:
     data_dir = tempfile.mkdtemp(prefix="agentflow-bench-")
-    env = _env(data_dir)
+    env = _env(data_dir, database_url)
     os.environ.update(env)
+    if not database_url:
+        os.environ.pop("DATABASE_URL", None)
+    os.environ.pop("REDIS_URL", None)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agentflow_site.settings")
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
     import django
@@ -102,7 +148,7 @@ def main() -> int:
 
     workers = [
         subprocess.Popen(
-            [sys.executable, "manage.py", "qcluster"],
+            [sys.executable, "manage.py", _worker_command()],
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
@@ -111,7 +157,12 @@ def main() -> int:
         for _ in range(2)
     ]
     try:
-        time.sleep(4)  # the clusters start
+        warm_up = [enqueue() for _ in range(4)]  # the workers start; each one's first run
+        deadline = time.monotonic() + 120
+        while Execution.objects.filter(pk__in=warm_up, status="succeeded").count() < 4:
+            if time.monotonic() > deadline:
+                raise TimeoutError("the workers did not run the warm-up runs within 120 s")
+            time.sleep(0.05)
         latencies = []
         for _ in range(args.latency_samples):
             execution_id = enqueue()
@@ -131,19 +182,7 @@ def main() -> int:
             worker.terminate()
         for worker in workers:
             worker.wait(timeout=30)
-    print(
-        f"database: {connection.vendor}; two clusters of one worker, ORM broker, Q_POLL "
-        f"{os.environ.get('Q_POLL', '0.2')} s"
-    )
-    print(
-        f"enqueue -> first node started: p50 {statistics.median(latencies):.0f} ms, "
-        f"p95 {_pct(latencies, 0.95):.0f} ms ({len(latencies)} runs, one at a time)"
-    )
-    print(
-        f"throughput: {args.runs} trivial 3-node runs in {took:.1f} s = "
-        f"{args.runs / took:.1f} runs/s"
-    )
-    return 0
+    return latencies, took, connection.vendor
 
 
 if __name__ == "__main__":

@@ -28,7 +28,11 @@ def _pass(node: str, second: int, output: str) -> tuple[NodeStarted, NodeFinishe
 
 def test_a_loop_that_runs_a_node_twice_in_one_batch_keeps_both_passes(tenant) -> None:
     run = _run(tenant)
-    events = [*_pass("draft", 1, "d1"), *_pass("critic", 2, "c1"), *_pass("draft", 3, "d2")]
+    events: list[NodeStarted | NodeFinished] = [
+        *_pass("draft", 1, "d1"),
+        *_pass("critic", 2, "c1"),
+        *_pass("draft", 3, "d2"),
+    ]
     TraceWriter().write((run.pk, event) for event in events)
     rows = list(NodeRun.objects.filter(execution=run).values_list("node_id", "output", "status"))
     assert rows == [
