@@ -217,25 +217,30 @@ def _finish(
     *,
     worker: str,
 ) -> None:
-    state = final_state or {}
-    tokens, cost = int(state.get("tokens_used") or 0), float(state.get("cost") or 0)
-    # Fenced: only the worker that holds the run may end it. One whose run was taken over (its
-    # heartbeat went stale) or ended by the reaper writes nothing.
-    mine = Execution.objects.filter(pk=execution.pk, status=Status.RUNNING, worker=worker)
-    with transaction.atomic():  # the row and its `end` event: one commit
-        _end_once(mine, execution, status, final_state, error, execution_time, tokens, cost)
+    """End the run (fenced: see `ending`) and write its `end` event, in one commit."""
+    with transaction.atomic():
+        end = ending(execution.pk, status, final_state, error, execution_time, worker=worker)
+        if end is not None:
+            end.save()
 
 
-def _end_once(
-    mine: Any,
-    execution: Execution,
+def ending(
+    execution_id: str,
     status: str,
     final_state: dict[str, Any] | None,
     error: dict[str, Any] | None,
     execution_time: float,
-    tokens: int,
-    cost: float,
-) -> None:
+    *,
+    worker: str,
+    **fields: Any,
+) -> ExecutionEvent | None:
+    """Write the run's end on its row, and give its `end` event to be saved (a worker saves the
+    ends of many runs in one statement). Fenced: only the worker that holds the run may end it;
+    one whose run was taken over (its heartbeat went stale) or ended by the reaper writes
+    nothing and gets None."""
+    state = final_state or {}
+    tokens, cost = int(state.get("tokens_used") or 0), float(state.get("cost") or 0)
+    mine = Execution.objects.filter(pk=execution_id, status=Status.RUNNING, worker=worker)
     if not mine.update(
         status=status,
         final_state=final_state,
@@ -244,8 +249,9 @@ def _end_once(
         cost=money(cost),
         finished_at=timezone.now(),
         execution_time=execution_time,
+        **fields,
     ):
-        return
+        return None
     end = {
         "status": status,
         "error": error,
@@ -253,7 +259,7 @@ def _end_once(
         "cost": cost,
         "execution_time": execution_time,
     }
-    ExecutionEvent.objects.create(execution=execution, kind="end", data=end)
+    return ExecutionEvent(execution_id=execution_id, kind="end", data=end)
 
 
 class _Recorder:

@@ -52,6 +52,7 @@ from executions.services import (
     _finish,
     _image_store,
     _run_timeout,
+    ending,
     heartbeat_stale,
     worker_name,
 )
@@ -105,6 +106,7 @@ class _TaggedObserver:
 class _Run:
     execution: Execution
     redact: Any
+    digest: str
     future: "concurrent.futures.Future[RunOutcome]"
     task: "asyncio.Task[Any] | None" = None
     cancelling: bool = False
@@ -193,9 +195,9 @@ class RunWorker:
                 entries.append(item)  # type: ignore[arg-type]
         if entries:
             self._guarded(self.writer.write, entries)
-        for execution_id in done:
-            self._end(execution_id)
-            woken = True  # a slot is free
+        if done:
+            self._end([run for execution_id in done if (run := self.runs.pop(execution_id, None))])
+            woken = True  # slots are free
         return woken
 
     def _guarded(self, work: Any, *args: Any) -> Any:
@@ -221,9 +223,14 @@ class RunWorker:
         claimed = self._guarded(claim_queued, self.name, free) or []
         if len(claimed) < free:
             claimed += self._guarded(self._take_over_lost, free - len(claimed)) or []
+        if not claimed:
+            return
+        found = self._guarded(lambda: Execution.objects.select_related("tenant").in_bulk(claimed))
         for execution_id in claimed:
             self.claims += 1
-            self._start(execution_id)
+            execution = (found or {}).get(execution_id)
+            if execution is not None:
+                self._start(execution)
 
     def _take_over_lost(self, limit: int) -> list[str]:
         """Runs whose worker stopped beating: end those lost too often, resume the others."""
@@ -238,16 +245,15 @@ class RunWorker:
                 taken.append(execution_id)
         return taken
 
-    def _start(self, execution_id: str) -> None:
+    def _start(self, execution: Execution) -> None:
+        execution_id = execution.pk
         try:
-            execution = Execution.objects.select_related("tenant").get(pk=execution_id)
             validated = workflow_validate(spec=execution.spec, tenant=execution.tenant)
             if not validated.valid:
                 error = {"code": "invalid_workflow", "message": validated.errors[0].message}
                 _finish(execution, Status.FAILED, None, error, 0, worker=self.name)
                 return
             workflow = compile_workflow(validated, state_keys=execution.initial_state.keys())
-            Execution.objects.filter(pk=execution.pk).update(spec_digest=workflow.digest)
             ctx = run_context(
                 store_image=_image_store(execution),
                 tenant=f"t{execution.tenant_id}",
@@ -259,7 +265,7 @@ class RunWorker:
             self._crashed(execution_id, exc)
             return
         ctx.observer = _TaggedObserver(self.inbox, execution_id)
-        run = _Run(execution, ctx.redactor.text, concurrent.futures.Future())
+        run = _Run(execution, ctx.redactor.text, workflow.digest, concurrent.futures.Future())
         timeout = _run_timeout(execution.timeout_seconds, background=True)
 
         async def main() -> RunOutcome:
@@ -287,35 +293,34 @@ class RunWorker:
 
     # --- ends -------------------------------------------------------------------------------
 
-    def _end(self, execution_id: str) -> None:
-        run = self.runs.pop(execution_id, None)
-        if run is None:
-            return
-        try:
-            outcome = run.future.result()
-        except (concurrent.futures.CancelledError, asyncio.CancelledError):
-            error = {"code": "cancelled", "message": "The run was cancelled.", "node_id": None}
-            outcome = RunOutcome(CANCELLED, {}, error, 0.0)
-        except Exception as exc:  # a bug outside what run_workflow reports as an outcome
-            message = run.redact(f"{type(exc).__name__}: {exc}")
-            logger.error("execution_crashed", execution_id=execution_id, error=message)
-            outcome = RunOutcome(FAILED, {}, {"code": "internal_error", "message": message}, 0.0)
-        self._guarded(self._record_end, run, outcome)
+    def _end(self, runs: list[_Run]) -> None:
+        ends = [(run, _outcome(run)) for run in runs]
+        self._guarded(self._record_ends, ends)
 
-    def _record_end(self, run: _Run, outcome: RunOutcome) -> None:
-        execution_id = run.execution.pk
-        self.writer.flush_tokens([execution_id])
-        self.writer.forget(execution_id)
-        if run.lost:
-            return  # another worker holds it now: its end is theirs to write
-        _finish(
-            run.execution,
-            outcome.status,
-            outcome.final_state or None,
-            outcome.error,
-            outcome.execution_time,
-            worker=self.name,
-        )
+    def _record_ends(self, ends: list[tuple[_Run, RunOutcome]]) -> None:
+        """The ends of every run that finished since the last look: one transaction."""
+        ids = [run.execution.pk for run, _ in ends]
+        with transaction.atomic():
+            self.writer.flush_tokens(ids)
+            events = [
+                event
+                for run, outcome in ends
+                if not run.lost  # another worker holds it now: its end is theirs to write
+                and (
+                    event := ending(
+                        run.execution.pk,
+                        outcome.status,
+                        outcome.final_state or None,
+                        outcome.error,
+                        outcome.execution_time,
+                        worker=self.name,
+                        spec_digest=run.digest,
+                    )
+                )
+            ]
+            ExecutionEvent.objects.bulk_create(events)
+        for execution_id in ids:
+            self.writer.forget(execution_id)
 
     # --- ticks ------------------------------------------------------------------------------
 
@@ -385,6 +390,18 @@ class RunWorker:
                 pk__in=mine, worker=self.name, status=Status.RUNNING
             ).update(heartbeat_at=stale)
         )
+
+
+def _outcome(run: _Run) -> RunOutcome:
+    try:
+        return run.future.result()
+    except (concurrent.futures.CancelledError, asyncio.CancelledError):
+        error = {"code": "cancelled", "message": "The run was cancelled.", "node_id": None}
+        return RunOutcome(CANCELLED, {}, error, 0.0)
+    except Exception as exc:  # a bug outside what run_workflow reports as an outcome
+        message = run.redact(f"{type(exc).__name__}: {exc}")
+        logger.error("execution_crashed", execution_id=run.execution.pk, error=message)
+        return RunOutcome(FAILED, {}, {"code": "internal_error", "message": message}, 0.0)
 
 
 def claim_queued(worker: str, limit: int) -> list[str]:
