@@ -379,3 +379,11 @@ DJANGO_STRUCTLOG_USER_ID_FIELD = None  # callers are keys, bound as tenant/key_p
 from agentflow_site.logging import configure_logging  # noqa: E402
 
 LOGGING = configure_logging(level=LOG_LEVEL, fmt=LOG_FORMAT)
+
+# --- Validation cache (workflows/cache.py) -----------------------------------------------------
+# Seconds a process keeps a spec's validation result for a tenant (keyed by the spec, the
+# tenant's grants and trusted hosts, these settings, and re-checked against its stored sources);
+# 0 turns the cache off.
+AGENTFLOW_VALIDATION_CACHE_SECONDS = _number("AGENTFLOW_VALIDATION_CACHE_SECONDS", 300.0)
+if AGENTFLOW_VALIDATION_CACHE_SECONDS < 0:
+    raise ImproperlyConfigured("AGENTFLOW_VALIDATION_CACHE_SECONDS must be 0 or more seconds.")

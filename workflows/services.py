@@ -1,16 +1,20 @@
 """Writes on stored workflows, and validation as the API and the CLI use it."""
 
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from runtime.spec import SourceSpec
 from runtime.validation import ValidationOptions, ValidationResult, validate_spec
 from sources.selectors import source_resolver
 from tenants.models import Tenant
 from tenants.selectors import tenant_grants
 from tenants.services import audit_record
+from workflows.cache import cached_validation
 from workflows.models import Workflow, WorkflowVersion
 
 ACTIVE_EXECUTIONS = ("queued", "running")
@@ -43,8 +47,15 @@ def validation_options(*, tenant: Tenant | None, only_node: str | None = None) -
 def workflow_validate(
     *, spec: Any, tenant: Tenant | None, only_node: str | None = None
 ) -> ValidationResult:
-    """Validate a spec (parsed JSON, or JSON text for line/column) for a tenant."""
-    return validate_spec(spec, validation_options(tenant=tenant, only_node=only_node))
+    """Validate a spec (parsed JSON, or JSON text for line/column) for a tenant; a result
+    validated before under the same grants, settings and stored sources is reused
+    (workflows/cache.py)."""
+
+    def validate(resolve: Callable[[str], SourceSpec | None] | None) -> ValidationResult:
+        options = validation_options(tenant=tenant, only_node=only_node)
+        return validate_spec(spec, replace(options, resolve_source=resolve))
+
+    return cached_validation(spec=spec, tenant=tenant, only_node=only_node, validate=validate)
 
 
 def _checked(tenant: Tenant, spec: Any) -> tuple[ValidationResult, dict[str, Any]]:
