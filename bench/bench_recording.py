@@ -1,5 +1,6 @@
 """What recording costs: a 20-node chain run in-process against the same run through the service
-(`execution_create` + `execution_run`: the claim, the batched trace rows and events, the end),
+(`execution_create` + `execution_run` as the execute API calls them: the batched trace rows and
+events, the end),
 interleaved (A, B, A, B …), with the statements the recorded run issues.
 
 Run: `python bench/bench_recording.py [--rounds N] [--nodes N]`. On PostgreSQL when
@@ -120,8 +121,11 @@ def _measure(args: argparse.Namespace) -> int:
         assert outcome.status == "succeeded"
 
     def recorded() -> None:
-        execution = execution_create(tenant=tenant, validated=validated, initial_state=state)
-        assert execution_run(execution_id=execution.id, validated=validated).status == "succeeded"
+        execution = execution_create(
+            tenant=tenant, validated=validated, initial_state=state, claim=True
+        )  # as the execute API does for a sync run
+        ran = execution_run(execution_id=execution.id, validated=validated, claimed=True)
+        assert ran.status == "succeeded"
 
     for _ in range(3):  # warm: compiled graph, pools, imports
         bare()

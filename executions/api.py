@@ -152,6 +152,7 @@ def _run(
                 workflow_version=version,
                 idempotency_key=key,
                 request_hash=digest,
+                claim=not background,  # run here at once: created held by this process
             )
             if background:
                 enqueue_run(execution.id)  # same transaction: both commit or neither
@@ -162,7 +163,7 @@ def _run(
         return _answer(earlier)
     if background:
         return _answer(execution)
-    return _answer(execution_run(execution_id=execution.id, validated=validated))
+    return _answer(execution_run(execution_id=execution.id, validated=validated, claimed=True))
 
 
 IDEMPOTENCY_KEY = OpenApiParameter(

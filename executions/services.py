@@ -48,8 +48,18 @@ def execution_create(
     workflow_version: int | None = None,
     idempotency_key: str = "",
     request_hash: str = "",
+    claim: bool = False,
 ) -> Execution:
+    """`claim`: the caller runs it at once (a sync execute): it is created running, held by
+    this process, which saves the claim's own commit."""
     assert validated.spec is not None
+    now = timezone.now()
+    held = (
+        {"status": Status.RUNNING, "worker": worker_name(), "heartbeat_at": now}
+        | {"started_at": now, "deliveries": 1}
+        if claim
+        else {}
+    )
     spec = validated.spec.model_dump(mode="json", by_alias=True, exclude_none=True)
     execution = Execution.objects.create(
         tenant=tenant,
@@ -64,6 +74,7 @@ def execution_create(
         created_by=created_by,
         idempotency_key=idempotency_key,
         request_hash=request_hash,
+        **held,
     )
     audit_record(
         tenant=tenant,
@@ -134,18 +145,23 @@ def _claim(execution_id: str, worker: str, **fields: Any) -> bool:
 
 
 def execution_run(
-    *, execution_id: str, validated: ValidationResult, durable: bool = False
+    *,
+    execution_id: str,
+    validated: ValidationResult,
+    durable: bool = False,
+    claimed: bool = False,
 ) -> Execution:
     """Run a queued execution to the end, recording each node attempt as it happens.
 
     A second call for the same execution does nothing: the run is claimed with a conditional
     update, so only one caller (web process or worker) ever runs it. `durable` checkpoints
-    every step, so a run taken over after a crash resumes where it was.
+    every step, so a run taken over after a crash resumes where it was. `claimed`: the caller
+    created it held by this process (`execution_create(claim=True)`).
     """
     worker = worker_name()
-    execution = Execution.objects.get(pk=execution_id)
+    execution = Execution.objects.select_related("tenant").get(pk=execution_id)
     workflow = compile_workflow(validated, state_keys=execution.initial_state.keys())
-    if not _claim(execution_id, worker, spec_digest=workflow.digest):
+    if not claimed and not _claim(execution_id, worker):
         execution.refresh_from_db()
         return execution
     recorder = _Recorder(execution, worker)
@@ -191,6 +207,7 @@ def execution_run(
         outcome.error,
         outcome.execution_time,
         worker=worker,
+        spec_digest=workflow.digest,
     )
     execution.refresh_from_db()
     return execution
@@ -216,10 +233,13 @@ def _finish(
     execution_time: float,
     *,
     worker: str,
+    **fields: Any,
 ) -> None:
     """End the run (fenced: see `ending`) and write its `end` event, in one commit."""
     with transaction.atomic():
-        end = ending(execution.pk, status, final_state, error, execution_time, worker=worker)
+        end = ending(
+            execution.pk, status, final_state, error, execution_time, worker=worker, **fields
+        )
         if end is not None:
             end.save()
 

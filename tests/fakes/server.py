@@ -87,6 +87,11 @@ def scripted_reply(request: RecordedRequest, behaviour: Behaviour, protocol: Han
     return protocol(request, behaviour)
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 256  # a worker resuming its runs connects for all of them at once;
+    # socketserver's default backlog of 5 refused some, which a real provider never does
+
+
 class FakeServer:
     """One fake provider: start it, point an SDK's base_url at `url`, script, then inspect."""
 
@@ -98,7 +103,7 @@ class FakeServer:
         self.requests: list[RecordedRequest] = []
         self.answered: list[RecordedRequest] = []
         """Requests whose answer reached a client still there (not one killed mid-call)."""
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _request_handler(self))
+        self._httpd = _Server(("127.0.0.1", 0), _request_handler(self))
         self._httpd.daemon_threads = True
         self._httpd.block_on_close = False
         self._thread = threading.Thread(target=self._serve, daemon=True)
