@@ -112,3 +112,47 @@ def test_the_production_command_serves_with_two_workers(two_workers: str) -> Non
         answers = [client.get("/health/live") for _ in range(20)]
     assert [a.status_code for a in answers] == [200] * 20
     assert all(a.json() == {"status": "ok"} for a in answers)
+
+
+def _children(pid: int) -> list[int]:
+    tasks = Path(f"/proc/{pid}/task")
+    found: list[int] = []
+    for task in tasks.iterdir():
+        found += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
+def test_the_launcher_runs_processes_on_their_own_sockets_refuses_a_taken_port_and_stops(
+    tmp_path: Path,
+) -> None:
+    """`python -m agentflow_site.serving --processes N`: N servers, each on its own
+    SO_REUSEPORT socket; a second launcher on the same port is refused; SIGTERM stops all."""
+    port = free_port()
+    command = [sys.executable, "-m", "agentflow_site.serving", "--port", str(port)]
+    with (tmp_path / "web.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [*command, "--processes", "2"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: _answers(url), 60, "the launcher's servers")
+        servers = _children(proc.pid)
+        assert len(servers) == 2
+        for server in servers:  # each holds a listening socket of its own
+            inodes = {os.readlink(fd) for fd in Path(f"/proc/{server}/fd").iterdir()}
+            assert any(name.startswith("socket:") for name in inodes)
+        second = subprocess.run(
+            [*command, "--processes", "1"], cwd=ROOT, capture_output=True, text=True, timeout=60
+        )
+        assert second.returncode == 1
+        assert f"Port {port} on 127.0.0.1 is taken" in second.stderr
+        assert _answers(url)  # the first one is untouched
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+    assert proc.returncode == 0
+    assert all(not Path(f"/proc/{server}").exists() for server in servers)
