@@ -272,6 +272,12 @@ def ending(
         **fields,
     ):
         return None
+    if status != Status.SUCCEEDED:  # a node the run's end interrupted ends with it
+        interrupted = Status.FAILED if status == Status.FAILED else status
+        NodeRun.objects.filter(execution_id=execution_id, status=Status.RUNNING).update(
+            status=interrupted,
+            error={"code": status, "message": f"The run ended ({status}) while this node ran."},
+        )
     end = {
         "status": status,
         "error": error,

@@ -93,17 +93,19 @@ async def run_workflow(
     status, error = SUCCEEDED, None
     graph, config, inputs, state = workflow.graph, cast(Any, {}), None, initial_state(values)
     start = ctx.clock()
+    # The timeout counts from here, when the run was taken up: imports and the checkpoint lookup
+    # are part of it. Node tasks inherit the sandbox's deadline: no evaluation outlives it.
+    deadline = time.monotonic() + limit if limit else None
     try:
         # Inside the try: a cancel or failure while imports or the checkpoint lookup are still
         # going ends as an outcome too, never as an exception out of the run.
-        if missing(workflow.source_kinds):  # a thread only when there is something to import
-            await asyncio.to_thread(preload, workflow.source_kinds)
-        graph, config, inputs, state = await _start(workflow, state, checkpointer, thread_id)
-        ctx.count_initial(state)
-        start = ctx.clock()
-        # Node tasks inherit the sandbox's deadline: no evaluation outlives the run's timeout.
-        with evaluation_deadline(time.monotonic() + limit if limit else None):
-            async with asyncio.timeout(limit):
+        async with asyncio.timeout(limit):
+            if missing(workflow.source_kinds):  # a thread only when there is something to import
+                await asyncio.to_thread(preload, workflow.source_kinds)
+            graph, config, inputs, state = await _start(workflow, state, checkpointer, thread_id)
+            ctx.count_initial(state)
+            start = ctx.clock()
+            with evaluation_deadline(deadline):
                 async for snapshot in graph.astream(
                     inputs, config=config, context=ctx, stream_mode="values"
                 ):

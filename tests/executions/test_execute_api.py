@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from django.test import override_settings
 
+from runtime.providers.preload import preload
 from tests.conftest import IssuedKey, client_for
 from tests.fakes.providers import FakeAnthropicServer, FakeOpenAIServer
 
@@ -265,3 +266,31 @@ def test_an_idempotency_key_returns_the_same_execution_for_the_same_body(executo
     assert reused.status_code == 422
     assert reused.json()["errors"][0]["field"] == "Idempotency-Key"
     assert Execution.objects.count() == 1
+
+
+def test_a_node_the_runs_timeout_interrupts_ends_in_the_trace_too(providers, executor_key) -> None:
+    openai_server, _ = providers
+    openai_server.script(delay=30.0)  # far longer than the run may take
+    preload(["openai"])  # as a server process does at start: the timeout counts imports too
+    spec = {
+        "name": "slow",
+        "start_node": "input",
+        "nodes": [
+            {"id": "input", "type": "input"},
+            {"id": "ask", "type": "llm", "metadata": {"source": "gpt", "prompt": "hi"}},
+        ],
+        "edges": [{"from": "input", "to": "ask"}],
+        "sources": [
+            {
+                "id": "gpt",
+                "kind": "openai",
+                "config": {"model_name": "gpt-4o-mini", "api_key_env": "OPENAI_API_KEY"},
+            }
+        ],
+        "limits": {"timeout_seconds": 1},
+    }
+    body = execute(executor_key, spec, {"user_input": "x"}).json()
+    assert body["status"] == "timed_out", body
+    nodes = {n["node_id"]: n for n in trace(executor_key, body["execution_id"])["nodes"]}
+    assert nodes["ask"]["status"] == "timed_out"  # not `running` for ever
+    assert nodes["ask"]["error"]["code"] == "timed_out"
