@@ -132,9 +132,18 @@ if REDIS_URL:
             "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="agentflow"),
-            "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient"},
+            "OPTIONS": {
+                "CLIENT_CLASS": "django_redis.client.DefaultClient",
+                # Redis down or stalled: the cache's reads miss and its writes are dropped (the
+                # API throttles fail open) within a second, logged, instead of every request
+                # failing with a 500. /health says Redis is down.
+                "IGNORE_EXCEPTIONS": True,
+                "SOCKET_CONNECT_TIMEOUT": 1,
+                "SOCKET_TIMEOUT": 1,
+            },
         }
     }
+    DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
 else:
     # A database cache, not a local-memory one: throttles and worker heartbeats must be seen
     # by every process (web and django-q2 workers), and it needs no server.

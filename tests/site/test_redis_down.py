@@ -1,0 +1,47 @@
+"""With Redis down the API keeps answering: the throttle's and the cache's reads and writes fail
+open (and are logged), on a real server started with a REDIS_URL nothing listens on."""
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx2
+import pytest
+from django.db import connection
+
+from tests.conftest import IN_CI, IssuedKey, issue_key
+from tests.stack import Stack
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    if connection.vendor != "postgresql":
+        if IN_CI:
+            pytest.fail("this test needs PostgreSQL (DATABASE_URL) under CI")
+        pytest.skip("this test needs PostgreSQL")
+    db = connection.settings_dict
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "REDIS_URL": "redis://127.0.0.1:1/0",  # nothing listens there
+        "AGENTFLOW_DATA_DIR": str(tmp_path),
+        "LOG_LEVEL": "WARNING",
+    }
+    stack = Stack(env, tmp_path)
+    yield stack
+    stack.stop()
+
+
+def test_the_api_answers_while_redis_is_down(stack: Stack, tenant) -> None:
+    key: IssuedKey = issue_key(tenant, "viewer")
+    stack.web()
+    headers = {"X-API-Key": key.secret}
+    answers = [httpx2.get(f"{stack.url}/api/v1/me", headers=headers, timeout=30) for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 200], answers[-1].text
+    assert answers[0].json()["tenant"] == tenant.slug
+    health = httpx2.get(f"{stack.url}/health", timeout=30).json()
+    assert health["dependencies"]["redis"]["status"] == "down"  # and said so
+    logs = "".join(p.read_text(errors="replace") for p in stack.logs.glob("web-*.log"))
+    assert "Error" in logs or "error" in logs  # the ignored failures are logged
