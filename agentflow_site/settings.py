@@ -363,6 +363,10 @@ AGENTFLOW_DB_LIMITS = _limits(
     },
 )
 
+# Event streams read on a shared thread with a connection given back after each read. In-process
+# tests set this: their database transaction lives on the test's own thread (not an env var).
+EVENTS_READ_ON_CALLER_THREAD = False
+
 # --- The run worker (`manage.py runworker`, executions/worker.py) -------------------------------
 # Runs one worker process drives at once (they mostly wait on providers), how often it looks for
 # queued runs besides being woken by NOTIFY (s), how long a stopping worker lets its runs go on

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.files.storage import default_storage
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import QuerySet
 from django.http import FileResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
@@ -362,6 +362,9 @@ class ExecutionEventsApi(APIView):
     def get(self, request: Request, execution_id: str) -> StreamingHttpResponse:
         execution = _execution(request, execution_id)
         last_id = _last_event_id(request)
+        # The connection this request used goes back to the pool now, not when the stream ends.
+        if not connection.in_atomic_block:
+            connection.close()
         response = StreamingHttpResponse(
             event_stream(execution.id, last_id), content_type="text/event-stream"
         )

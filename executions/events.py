@@ -1,8 +1,9 @@
 """Server-sent events for one execution, read from the ExecutionEvent rows its run writes.
 
-The stream is an async iterator: under ASGI (uvicorn) an open stream holds no thread while it
-waits, so many clients can follow runs at once. A client that reconnects with `Last-Event-ID`
-gets every event after that one.
+The stream is an async iterator: under ASGI (uvicorn) an open stream waits on the event loop,
+and reads on a pooled thread with a connection it gives back after each read, so many clients
+can follow runs at once without taking the connections other requests need. A client that
+reconnects with `Last-Event-ID` gets every event after that one.
 """
 
 import asyncio
@@ -10,6 +11,10 @@ import json
 import time
 from collections.abc import AsyncIterator
 from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import connection
 
 from executions.models import FINISHED, Execution, ExecutionEvent
 
@@ -23,16 +28,29 @@ def sse(event_id: int | None, kind: str, data: Any) -> str:
     return f"{head}event: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 
-async def _after(execution_id: str, last_id: int) -> list[ExecutionEvent]:
-    rows = ExecutionEvent.objects.filter(execution_id=execution_id, id__gt=last_id)
-    return [row async for row in rows.order_by("id")[:BATCH]]
+Row = tuple[int, str, Any]
 
 
-async def _finished(execution_id: str) -> bool:
-    status = (
-        await Execution.objects.filter(pk=execution_id).values_list("status", flat=True).afirst()
-    )
-    return status in FINISHED
+def _read(execution_id: str, last_id: int) -> tuple[list[Row], bool]:
+    """The events after `last_id` and, when there are none, whether the run has ended; on a
+    connection given back at once (to the pool): a waiting stream holds none."""
+    try:
+        rows = ExecutionEvent.objects.filter(execution_id=execution_id, id__gt=last_id)
+        found = list(rows.order_by("id").values_list("id", "kind", "data")[:BATCH])
+        if found:
+            return found, False
+        status = Execution.objects.filter(pk=execution_id).values_list("status", flat=True)
+        return [], status.first() in FINISHED
+    finally:
+        if not connection.in_atomic_block:  # (a test's transaction: kept)
+            connection.close()
+
+
+async def _poll(execution_id: str, last_id: int) -> tuple[list[Row], bool]:
+    # Not thread-sensitive: a thread of the shared pool for the moment of the query, not a
+    # thread (and its connection) of the stream's own for as long as it is open.
+    on_caller = settings.EVENTS_READ_ON_CALLER_THREAD
+    return await sync_to_async(_read, thread_sensitive=on_caller)(execution_id, last_id)
 
 
 async def event_stream(execution_id: str, last_id: int = 0) -> AsyncIterator[str]:
@@ -40,16 +58,16 @@ async def event_stream(execution_id: str, last_id: int = 0) -> AsyncIterator[str
     quiet_since = time.monotonic()
     yield "retry: 1000\n\n"
     while True:
-        rows = await _after(execution_id, last_id)
-        for row in rows:
-            yield sse(row.pk, row.kind, row.data)
-            last_id = row.pk
-            if row.kind == "end":
+        rows, ended = await _poll(execution_id, last_id)
+        for event_id, kind, data in rows:
+            yield sse(event_id, kind, data)
+            last_id = event_id
+            if kind == "end":
                 return
         if rows:
             quiet_since = time.monotonic()
             continue
-        if await _finished(execution_id) and not await _after(execution_id, last_id):
+        if ended and not (await _poll(execution_id, last_id))[0]:
             return  # ended before events were recorded (an old run): nothing more will come
         if time.monotonic() - quiet_since > KEEPALIVE:
             quiet_since = time.monotonic()

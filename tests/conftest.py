@@ -94,6 +94,12 @@ def requires_redis() -> str:
 
 
 # Fake provider servers (OpenAI, Azure, Anthropic, Gemini) on 127.0.0.1, driven by the real SDKs.
+@pytest.fixture(autouse=True)
+def _events_on_the_test_thread(settings) -> None:
+    """A test's rows are in its own transaction, on its own thread: event streams read there."""
+    settings.EVENTS_READ_ON_CALLER_THREAD = True
+
+
 @pytest.fixture
 def admin_client(db: None) -> Client:
     """A browser logged in to the admin as a superuser of its own (pytest-django's fixture
