@@ -5,15 +5,20 @@
 process unready: sync runs and the API still work, and queued runs wait for a worker.
 """
 
+import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, connections
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET
 
 OK, DOWN, NOT_CONFIGURED = "ok", "down", "not configured"
+PROBE_SECONDS = 1.5
+"""How long a probe waits for each dependency (all at once): `/health` answers within about
+this, whatever a dependency does (a stalled database, an exhausted pool, Redis cut off)."""
 
 
 def _timed(check: Any) -> dict[str, Any]:
@@ -57,9 +62,35 @@ def _workers() -> dict[str, Any]:
     }
 
 
+def _on_own_thread(check: Callable[[], dict[str, Any]], into: dict[str, Any]) -> None:
+    try:
+        into.update(_timed(check))
+    finally:
+        connections.close_all()  # this thread's connections go back to the pool
+
+
 def dependencies() -> dict[str, dict[str, Any]]:
-    redis = _timed(_redis) if settings.REDIS_URL else {"status": NOT_CONFIGURED}
-    return {"database": _timed(_database), "redis": redis, "workers": _timed(_workers)}
+    """Each dependency checked on a thread of its own, all at once; one that has not answered
+    within PROBE_SECONDS is reported down (its thread ends on its own, unwaited)."""
+    checks: dict[str, Callable[[], dict[str, Any]]] = {"database": _database}
+    if settings.REDIS_URL:
+        checks["redis"] = _redis
+    checks["workers"] = _workers
+    results: dict[str, dict[str, Any]] = {name: {} for name in checks}
+    threads = [
+        threading.Thread(target=_on_own_thread, args=(check, results[name]), daemon=True)
+        for name, check in checks.items()
+    ]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(max(0.0, started + PROBE_SECONDS - time.monotonic()))
+    waited = round((time.monotonic() - started) * 1000, 2)
+    late = {"status": DOWN, "error": f"no answer within {PROBE_SECONDS:g} s", "latency_ms": waited}
+    report = {name: dict(result) or late for name, result in results.items()}
+    report.setdefault("redis", {"status": NOT_CONFIGURED})
+    return {name: report[name] for name in ("database", "redis", "workers")}
 
 
 def _ready(deps: dict[str, dict[str, Any]]) -> bool:

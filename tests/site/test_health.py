@@ -1,5 +1,12 @@
+import os
+import socket
+from pathlib import Path
+
+import httpx2
 import pytest
 from django.test import override_settings
+
+from tests.stack import Stack
 
 pytestmark = pytest.mark.django_db
 
@@ -44,3 +51,33 @@ def test_a_dead_redis_makes_health_and_ready_answer_503(api) -> None:
     assert health.json()["dependencies"]["redis"]["status"] == "down"
     assert "Connection" in health.json()["dependencies"]["redis"]["error"]
     assert ready.status_code == 503
+
+
+@pytest.mark.slow
+def test_health_answers_in_its_own_time_when_the_database_and_redis_never_answer(
+    tmp_path: Path,
+) -> None:
+    """A database and a Redis that accept connections and then say nothing: /health must still
+    answer (503, each named down), not hang with them."""
+    holes = [socket.create_server(("127.0.0.1", 0)) for _ in range(2)]  # never accept or answer
+    db_port, redis_port = (hole.getsockname()[1] for hole in holes)
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgres://postgres@127.0.0.1:{db_port}/nothing",
+        "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+        "AGENTFLOW_DATA_DIR": str(tmp_path),
+        "LOG_LEVEL": "WARNING",
+    }
+    stack = Stack(env, tmp_path)
+    try:
+        stack.web()  # /health/live needs neither
+        answer = httpx2.get(f"{stack.url}/health", timeout=15)
+        assert answer.status_code == 503
+        deps = answer.json()["dependencies"]
+        assert deps["database"]["status"] == "down"
+        assert deps["redis"]["status"] == "down"
+        assert httpx2.get(f"{stack.url}/health/ready", timeout=15).status_code == 503
+    finally:
+        stack.stop()
+        for hole in holes:
+            hole.close()
