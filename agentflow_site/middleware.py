@@ -6,7 +6,12 @@ import structlog
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from agentflow_site.errors import PROBLEM_CONTENT_TYPE, not_found_view, problem
+from agentflow_site.errors import (
+    PROBLEM_CONTENT_TYPE,
+    not_found_view,
+    problem,
+    server_error_view,
+)
 from agentflow_site.parsers import text_problem
 
 Message = Mapping[str, Any]
@@ -48,6 +53,24 @@ class UnstorableTextMiddleware:
                 header = key[5:].replace("_", "-").title()
                 return _refused(request, header, f"This header {text_problem(value)}.")
         return self.get_response(request)
+
+
+class ProblemErrorsMiddleware:
+    """An exception no view handled answers problem+json on the API and the health probes, with
+    DEBUG on too (Django's debug page is HTML); it is logged with its traceback."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not request.path.startswith(("/api/", "/health")):
+            return None  # the admin's own pages keep Django's
+        structlog.get_logger(__name__).exception("unhandled_exception", path=request.path)
+        response: HttpResponse = server_error_view(request)
+        return response
 
 
 def _refused(request: HttpRequest, field: str, message: str) -> HttpResponse:

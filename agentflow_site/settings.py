@@ -68,6 +68,7 @@ MIDDLEWARE = [
     "django_structlog.middlewares.RequestMiddleware",
     "agentflow_site.middleware.RequestIdHeaderMiddleware",  # inside: the id is still bound
     "agentflow_site.middleware.UnstorableTextMiddleware",  # a NUL in a query: 400, not a query
+    "agentflow_site.middleware.ProblemErrorsMiddleware",  # a 500 is problem+json, DEBUG or not
 ]
 
 ROOT_URLCONF = "agentflow_site.urls"

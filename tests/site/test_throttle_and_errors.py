@@ -60,3 +60,21 @@ def test_a_body_over_the_upload_limit_is_a_problem_json_413(admin_key: IssuedKey
     )
     assert response.status_code == 413  # Content Too Large (tests/site/test_no_500.py)
     assert response["Content-Type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize("debug", [True, False])
+def test_an_unexpected_error_is_a_problem_json_500_with_debug_on_or_off(
+    admin_key: IssuedKey, monkeypatch, settings, debug: bool
+) -> None:
+    settings.DEBUG = debug
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("executions.api.usage_report", broken)
+    response = client_for(admin_key).get("/api/v1/usage")
+    assert response.status_code == 500
+    assert response["Content-Type"] == "application/problem+json"
+    body = response.json()
+    assert body["status"] == 500 and body["type"].endswith("server_error")
+    assert "a bug" not in response.content.decode()  # nothing of the inside shown
