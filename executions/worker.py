@@ -73,6 +73,14 @@ MAX_DELIVERIES = 3
 """A run taken up this many times (each after a lost worker) is given up as failed."""
 
 
+_FAILED = object()
+"""What `_guarded` gives back when the database work failed."""
+
+
+def _ok(result: Any) -> Any:
+    return None if result is _FAILED else result
+
+
 @dataclass(frozen=True)
 class _Wake:
     pass
@@ -193,8 +201,8 @@ class RunWorker:
                 done.append(item.execution_id)
             else:
                 entries.append(item)  # type: ignore[arg-type]
-        if entries:
-            self._guarded(self.writer.write, entries)
+        if entries and self._guarded(self.writer.write, entries) is _FAILED:
+            self._pause_all("its trace could not be written")
         if done:
             self._end([run for execution_id in done if (run := self.runs.pop(execution_id, None))])
             woken = True  # slots are free
@@ -212,7 +220,19 @@ class RunWorker:
                 from django.db import connection
 
                 connection.close()
-            return None
+            return _FAILED
+
+    def _pause_all(self, why: str) -> None:
+        """The database is gone: stop every run here at once rather than call nodes with
+        nothing recorded. Their rows stay `running`; once their heartbeat is stale a worker
+        (this one too) takes each over and resumes it from its last checkpoint, so no answered
+        node is called again."""
+        paused = [run for run in self.runs.values() if not run.lost]
+        if paused:
+            logger.warning("run_worker_pausing_runs", worker=self.name, runs=len(paused), why=why)
+        for run in paused:
+            run.lost = True
+            self._cancel(run.execution.pk)
 
     # --- claims -----------------------------------------------------------------------------
 
@@ -220,12 +240,14 @@ class RunWorker:
         free = self.capacity - len(self.runs)
         if free <= 0:
             return
-        claimed = self._guarded(claim_queued, self.name, free) or []
+        claimed = _ok(self._guarded(claim_queued, self.name, free)) or []
         if len(claimed) < free:
-            claimed += self._guarded(self._take_over_lost, free - len(claimed)) or []
+            claimed += _ok(self._guarded(self._take_over_lost, free - len(claimed))) or []
         if not claimed:
             return
-        found = self._guarded(lambda: Execution.objects.select_related("tenant").in_bulk(claimed))
+        found = _ok(
+            self._guarded(lambda: Execution.objects.select_related("tenant").in_bulk(claimed))
+        )
         for execution_id in claimed:
             self.claims += 1
             execution = (found or {}).get(execution_id)
@@ -236,7 +258,7 @@ class RunWorker:
         """Runs whose worker stopped beating: end those lost too often, resume the others."""
         stale = Execution.objects.filter(
             status=Status.RUNNING, heartbeat_at__lt=timezone.now() - heartbeat_stale()
-        ).exclude(worker=self.name)
+        ).exclude(pk__in=list(self.runs))  # its own paused runs too, once they are stale
         give_up_lost(stale)
         candidates = stale.filter(deliveries__lt=MAX_DELIVERIES, mode="async")
         taken = []
@@ -300,6 +322,13 @@ class RunWorker:
     def _record_ends(self, ends: list[tuple[_Run, RunOutcome]]) -> None:
         """The ends of every run that finished since the last look: one transaction."""
         ids = [run.execution.pk for run, _ in ends]
+        try:
+            self._write_ends(ids, ends)
+        finally:
+            for execution_id in ids:
+                self.writer.forget(execution_id)
+
+    def _write_ends(self, ids: list[str], ends: list[tuple[_Run, RunOutcome]]) -> None:
         with transaction.atomic():
             self.writer.flush_tokens(ids)
             events = [
@@ -319,16 +348,14 @@ class RunWorker:
                 )
             ]
             ExecutionEvent.objects.bulk_create(events)
-        for execution_id in ids:
-            self.writer.forget(execution_id)
 
     # --- ticks ------------------------------------------------------------------------------
 
     def _tick(self, *, beat: bool) -> None:
         self._guarded(self.writer.flush_tokens)
         mine = list(self.runs)
-        if beat:
-            self._guarded(self._beat, mine)
+        if beat and self._guarded(self._beat, mine) is _FAILED:
+            self._pause_all("its heartbeat could not be written")
         if mine:
             asked = self._guarded(
                 lambda: list(
@@ -337,7 +364,9 @@ class RunWorker:
                     )
                 )
             )
-            for execution_id in asked or []:
+            if asked is _FAILED:
+                self._pause_all("its runs' cancel requests could not be read")
+            for execution_id in _ok(asked) or []:
                 self._cancel(execution_id)
 
     def _beat(self, mine: list[str]) -> None:
