@@ -317,6 +317,10 @@ class RunWorker:
 
     def _end(self, runs: list[_Run]) -> None:
         ends = [(run, _outcome(run)) for run in runs]
+        for run, outcome in ends:
+            if _interrupted(outcome) and not run.lost:
+                logger.warning("run_interrupted_by_database", execution_id=run.execution.pk)
+                run.lost = True  # left running: taken up again, from its checkpoint, once stale
         self._guarded(self._record_ends, ends)
 
     def _record_ends(self, ends: list[tuple[_Run, RunOutcome]]) -> None:
@@ -419,6 +423,17 @@ class RunWorker:
                 pk__in=mine, worker=self.name, status=Status.RUNNING
             ).update(heartbeat_at=stale)
         )
+
+
+_DATABASE_FAILURES = ("OperationalError:", "InterfaceError:", "PoolTimeout:")
+"""How an internal_error caused by losing the worker's database (a checkpoint that could not be
+written) begins: such a run was interrupted, not failed, and is resumed from its checkpoint."""
+
+
+def _interrupted(outcome: RunOutcome) -> bool:
+    error = outcome.error or {}
+    message = str(error.get("message", ""))
+    return error.get("code") == "internal_error" and message.startswith(_DATABASE_FAILURES)
 
 
 def _outcome(run: _Run) -> RunOutcome:
