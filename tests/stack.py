@@ -16,6 +16,29 @@ import httpx2
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def stack_env(tmp_path: Path, *, port: int | None = None, **extra: str) -> dict[str, str]:
+    """The environment of a Stack on the test database (through `port`, a proxy, when given):
+    PostgreSQL is required, a failure under CI and a skip elsewhere."""
+    import pytest
+    from django.db import connection
+
+    from tests.conftest import IN_CI
+
+    if connection.vendor != "postgresql":
+        if IN_CI:
+            pytest.fail("this test needs PostgreSQL (DATABASE_URL) under CI")
+        pytest.skip("this test needs PostgreSQL")
+    db = connection.settings_dict
+    where = f"127.0.0.1:{port}" if port else f"{db['HOST']}:{db['PORT']}"
+    return {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{db['USER']}@{where}/{db['NAME']}",
+        "AGENTFLOW_DATA_DIR": str(tmp_path),
+        "LOG_LEVEL": "WARNING",
+        **extra,
+    }
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -5,7 +5,6 @@ HTTP as a user would. Runs that survive a SIGKILL, cancellation, server-sent eve
 """
 
 import json
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,34 +12,25 @@ from typing import Any
 
 import httpx2
 import pytest
-from django.db import connection
 
 from executions.models import Execution, NodeRun
 from executions.tasks import reap_stale_runs
-from tests.conftest import IN_CI, IssuedKey, issue_key
+from tests.conftest import IssuedKey, issue_key
 from tests.fakes.providers import FakeOpenAIServer
-from tests.stack import Stack, wait_for
+from tests.stack import Stack, stack_env, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
 def stack(tmp_path: Path, openai_server: FakeOpenAIServer) -> Iterator[Stack]:
-    if connection.vendor != "postgresql":
-        if IN_CI:
-            pytest.fail("background-run tests need PostgreSQL (DATABASE_URL) under CI")
-        pytest.skip("background-run tests need PostgreSQL")
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "AGENTFLOW_PROVIDER_BASE_URLS": json.dumps({"openai": openai_server.base_url}),
-        "OPENAI_API_KEY": "sk-test-background-0123456789",
-        "AGENTFLOW_HEARTBEAT_STALE": "2",
-        "Q_WORKERS": "1",
-        "AGENTFLOW_DATA_DIR": str(tmp_path),
-        "LOG_LEVEL": "WARNING",
-    }
+    env = stack_env(
+        tmp_path,
+        AGENTFLOW_PROVIDER_BASE_URLS=json.dumps({"openai": openai_server.base_url}),
+        OPENAI_API_KEY="sk-test-background-0123456789",
+        AGENTFLOW_HEARTBEAT_STALE="2",
+        Q_WORKERS="1",
+    )
     stack = Stack(env, tmp_path)
     yield stack
     stack.stop()

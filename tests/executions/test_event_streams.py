@@ -1,19 +1,17 @@
 """Open event streams do not take what other requests need: on a web process whose database pool
 holds 3 connections, 12 streams stay open and other requests are answered."""
 
-import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx2
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from executions.models import Execution
-from tests.conftest import IN_CI, IssuedKey, issue_key
-from tests.stack import Stack, wait_for
+from tests.conftest import IssuedKey, issue_key
+from tests.stack import Stack, stack_env, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 STREAMS = 12
@@ -22,19 +20,7 @@ SPEC = {"name": "x", "start_node": "input", "nodes": [{"id": "input", "type": "i
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
-    if connection.vendor != "postgresql":
-        if IN_CI:
-            pytest.fail("this test needs PostgreSQL (DATABASE_URL) under CI")
-        pytest.skip("this test needs PostgreSQL")
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "DATABASE_POOL_MAX_SIZE": "3",
-        "AGENTFLOW_DATA_DIR": str(tmp_path),
-        "LOG_LEVEL": "WARNING",
-    }
-    stack = Stack(env, tmp_path)
+    stack = Stack(stack_env(tmp_path, DATABASE_POOL_MAX_SIZE="3"), tmp_path)
     yield stack
     stack.stop()
 

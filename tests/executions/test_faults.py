@@ -4,7 +4,6 @@ at once (nothing is called with nothing recorded), takes them up again when the 
 back, and resumes each from its last checkpoint: every run succeeds and no node whose answer was
 saved before the cut is called again."""
 
-import os
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from tests.conftest import IN_CI
 from tests.executions.test_background import CHAIN
 from tests.fakes.providers import FakeOpenAIServer
 from tests.proxy import Proxy
-from tests.stack import Stack, wait_for
+from tests.stack import Stack, stack_env, wait_for
 from workflows.services import workflow_validate
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -40,17 +39,14 @@ def proxy() -> Iterator[Proxy]:
 
 @pytest.fixture
 def stack(tmp_path: Path, proxy: Proxy, openai_server: FakeOpenAIServer) -> Iterator[Stack]:
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@127.0.0.1:{proxy.port}/{db['NAME']}",
-        "AGENTFLOW_PROVIDER_BASE_URLS": f'{{"openai": "{openai_server.base_url}"}}',
-        "OPENAI_API_KEY": "sk-test-faults-0123456789",
-        "AGENTFLOW_HEARTBEAT_STALE": "2",
-        "AGENTFLOW_WORKER_POLL": "0.5",
-        "AGENTFLOW_DATA_DIR": str(tmp_path),
-        "LOG_LEVEL": "WARNING",
-    }
+    env = stack_env(
+        tmp_path,
+        port=proxy.port,  # the worker reaches the database through the proxy only
+        AGENTFLOW_PROVIDER_BASE_URLS=f'{{"openai": "{openai_server.base_url}"}}',
+        OPENAI_API_KEY="sk-test-faults-0123456789",
+        AGENTFLOW_HEARTBEAT_STALE="2",
+        AGENTFLOW_WORKER_POLL="0.5",
+    )
     stack = Stack(env, tmp_path)
     yield stack
     stack.stop()

@@ -7,7 +7,6 @@ be called again; only a node in flight at the kill may be called twice.
 """
 
 import json
-import os
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -23,9 +22,9 @@ from executions.checkpoints import postgres_conninfo
 from executions.models import FINISHED, Execution
 from runtime.compiler import compile_workflow
 from runtime.validation import validate_spec
-from tests.conftest import IN_CI, IssuedKey, issue_key
+from tests.conftest import IssuedKey, issue_key
 from tests.fakes.providers import FakeOpenAIServer
-from tests.stack import Stack, wait_for
+from tests.stack import Stack, stack_env, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -66,22 +65,14 @@ CHAIN = {
 
 @pytest.fixture
 def stack(tmp_path: Path, openai_server: FakeOpenAIServer) -> Iterator[Stack]:
-    if connection.vendor != "postgresql":
-        if IN_CI:
-            pytest.fail("worker durability tests need PostgreSQL (DATABASE_URL) under CI")
-        pytest.skip("worker durability tests need PostgreSQL")
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "AGENTFLOW_PROVIDER_BASE_URLS": json.dumps({"openai": openai_server.base_url}),
-        "OPENAI_API_KEY": "sk-test-durability-0123456789",
-        "AGENTFLOW_HEARTBEAT_STALE": "2",
-        "AGENTFLOW_WORKER_CONCURRENCY": "50",
-        "AGENTFLOW_WORKER_POLL": "0.5",
-        "AGENTFLOW_DATA_DIR": str(tmp_path),
-        "LOG_LEVEL": "WARNING",
-    }
+    env = stack_env(
+        tmp_path,
+        AGENTFLOW_PROVIDER_BASE_URLS=json.dumps({"openai": openai_server.base_url}),
+        OPENAI_API_KEY="sk-test-durability-0123456789",
+        AGENTFLOW_HEARTBEAT_STALE="2",
+        AGENTFLOW_WORKER_CONCURRENCY="50",
+        AGENTFLOW_WORKER_POLL="0.5",
+    )
     stack = Stack(env, tmp_path)
     yield stack
     stack.stop()

@@ -1,35 +1,22 @@
 """With Redis down the API keeps answering: the throttle's and the cache's reads and writes fail
 open (and are logged), on a real server started with a REDIS_URL nothing listens on."""
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx2
 import pytest
-from django.db import connection
 
-from tests.conftest import IN_CI, IssuedKey, issue_key
-from tests.stack import Stack
+from tests.conftest import IssuedKey, issue_key
+from tests.stack import Stack, stack_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
-    if connection.vendor != "postgresql":
-        if IN_CI:
-            pytest.fail("this test needs PostgreSQL (DATABASE_URL) under CI")
-        pytest.skip("this test needs PostgreSQL")
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "REDIS_URL": "redis://127.0.0.1:1/0",  # nothing listens there
-        "AGENTFLOW_DATA_DIR": str(tmp_path),
-        "LOG_LEVEL": "WARNING",
-    }
-    stack = Stack(env, tmp_path)
+    nothing = "redis://127.0.0.1:1/0"  # nothing listens there
+    stack = Stack(stack_env(tmp_path, REDIS_URL=nothing), tmp_path)
     yield stack
     stack.stop()
 
