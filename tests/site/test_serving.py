@@ -146,7 +146,7 @@ def test_the_launcher_runs_processes_on_their_own_sockets_refuses_a_taken_port_a
         )
         assert second.returncode == 1
         assert f"Port {port} on 127.0.0.1 is taken" in second.stderr
-        assert _answers(url)  # the first one is untouched
+        wait_for(lambda: _answers(url), 30, "the first launcher, untouched")
     finally:
         proc.terminate()
         try:
