@@ -25,7 +25,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, RedisError
 
 from runtime.errors import RateLimited
 from runtime.spec import Bandwidth, Queue
@@ -38,6 +38,10 @@ _PERIODS = {
     "max_requests_per_minute": ("requests", 60.0, "minute"),
     "max_tokens_per_minute": ("tokens", 60.0, "minute"),
 }
+
+
+class LimiterUnavailable(Exception):
+    """The buckets' store (Redis) did not answer: the take can be tried again."""
 
 
 @dataclass(frozen=True)
@@ -197,7 +201,11 @@ class RedisLimiter:
         if self._client is None:
             import redis.asyncio as aioredis  # only where Redis is configured
 
-            self._client = aioredis.Redis.from_url(self.url)
+            # A stalled Redis fails a take within a second (and it is tried again) instead of
+            # holding the run for as long as the stall lasts.
+            self._client = aioredis.Redis.from_url(
+                self.url, socket_connect_timeout=1, socket_timeout=1
+            )
         return self._client
 
     async def reserve(self, key: str, demand: Demand, max_wait: float) -> Reservation:
@@ -221,9 +229,13 @@ class RedisLimiter:
         # EVALSHA straight through the client (the script helper costs ~10 µs a call); EVAL
         # once when the server does not know the script (restarted, flushed, failed over).
         try:
-            return await client.execute_command("EVALSHA", LUA_SHA, len(keys), *keys, *args)
-        except NoScriptError:
-            return await client.execute_command("EVAL", LUA_SCRIPT, len(keys), *keys, *args)
+            try:
+                return await client.execute_command("EVALSHA", LUA_SHA, len(keys), *keys, *args)
+            except NoScriptError:
+                return await client.execute_command("EVAL", LUA_SCRIPT, len(keys), *keys, *args)
+        except (RedisError, OSError) as exc:
+            await self.aclose()  # a fresh client (and connection) for the next try
+            raise LimiterUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
     async def aclose(self) -> None:
         if self._client is not None:
@@ -265,7 +277,7 @@ async def take(
     demand = [(limit, weight) for limit, weight in demand if weight]
     if not demand:
         return 0.0
-    reservation = await limiter.reserve(key, demand, max_wait)
+    reservation = await _reserve(limiter, sleep, key, queue_id, demand, max_wait, node_id)
     if not reservation.granted:
         raise RateLimited(_refusal(queue_id, demand, reservation, max_wait), node_id=node_id)
     if reservation.wait > 0:
@@ -275,6 +287,34 @@ async def take(
             await asyncio.shield(limiter.adjust(key, [(lim, -w) for lim, w in demand]))
             raise
     return max(reservation.wait, 0.0)
+
+
+async def _reserve(
+    limiter: Limiter,
+    sleep: Callable[[float], Awaitable[None]],
+    key: str,
+    queue_id: str,
+    demand: Demand,
+    max_wait: float,
+    node_id: str,
+) -> Reservation:
+    """The reservation; while the store does not answer, asked again (0.25 s, doubling to 2 s
+    apart) for as long as the run may wait for its queue, then refused naming the cause."""
+    waited, pause = 0.0, 0.25
+    while True:
+        try:
+            return await limiter.reserve(key, demand, max(0.0, max_wait - waited))
+        except LimiterUnavailable as exc:
+            if waited + pause > max_wait:
+                raise RateLimited(
+                    f"Queue '{queue_id}' could not be checked: the rate-limit store (Redis) did "
+                    f"not answer for {waited:.1f} s ({exc}). The node was not run; try again "
+                    "when it is back.",
+                    node_id=node_id,
+                ) from None
+            await sleep(pause)
+            waited += pause
+            pause = min(pause * 2, 2.0)
 
 
 def _refusal(queue_id: str, demand: Demand, reservation: Reservation, max_wait: float) -> str:

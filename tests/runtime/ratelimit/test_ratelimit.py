@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from runtime.errors import RateLimited
-from runtime.ratelimit import Limit, MemoryLimiter, QueueLimits, take
+from runtime.ratelimit import Limit, MemoryLimiter, QueueLimits, RedisLimiter, take
 from runtime.spec import Bandwidth
 from tests.runtime.test_nodes_at_the_wire import openai_source, run
 
@@ -249,3 +249,26 @@ def test_a_reservation_larger_than_the_bucket_never_calls_the_provider(openai_se
     assert outcome.error is not None and outcome.error["code"] == "rate_limited"
     assert "can never pass 501 tokens" in outcome.error["message"]
     assert openai_server.requests == []
+
+
+def test_a_redis_that_does_not_answer_is_asked_again_then_refused_naming_the_queue() -> None:
+    """A real RedisLimiter on a port nothing listens on: the take is tried again for as long as
+    the run may wait, then refused with rate_limited naming the queue and the cause (it was an
+    internal_error that no retry could help)."""
+    limiter, sleep = RedisLimiter("redis://127.0.0.1:1/0"), Sleeper()
+    queue = QueueLimits("lane", (rpm(2),))
+    call = take(
+        limiter,
+        sleep,
+        key=KEY,
+        queue_id="lane",
+        demand=[(queue.limits[0], 1.0)],
+        max_wait=3.0,
+        node_id="w",
+    )
+    with pytest.raises(RateLimited) as caught:
+        asyncio.run(call)
+    assert caught.value.code == "rate_limited" and caught.value.node_id == "w"
+    assert "Queue 'lane' could not be checked" in caught.value.message
+    assert "Redis" in caught.value.message
+    assert len(sleep.slept) >= 3 and sum(sleep.slept) <= 3.0  # asked again, within the bound
