@@ -56,6 +56,23 @@ class Conflict(exceptions.APIException):
     default_code = "conflict"
 
 
+class RunInterrupted(exceptions.APIException):
+    """A sync run whose request could not see it to its end (its record could not be written):
+    the answer says which execution it was and what is known of it."""
+
+    status_code = 500
+    default_detail = "The run could not be completed or recorded."
+    default_code = "run_interrupted"
+
+    def __init__(self, execution_id: str, status: str, reason: str) -> None:
+        super().__init__(
+            f"Execution {execution_id} could not be completed or recorded ({reason}); it was "
+            f"stopped, and its status is now {status}. Read it at /api/v1/executions/"
+            f"{execution_id} once the service is back; run it again if you need its result."
+        )
+        self.extra = {"execution_id": execution_id, "execution_status": status}
+
+
 class ContentTooLarge(exceptions.APIException):
     """413: a body over DATA_UPLOAD_MAX_MEMORY_SIZE, refused before it is read."""
 
@@ -109,6 +126,7 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
         )
     if isinstance(getattr(exc, "errors", None), list):
         body["errors"] = exc.errors  # type: ignore[attr-defined]
+    body.update(getattr(exc, "extra", {}))
     if isinstance(exc, exceptions.Throttled):
         body["retry_after"] = response.headers.get("Retry-After")
     response.data = body

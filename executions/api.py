@@ -4,9 +4,10 @@ import mimetypes
 import time
 from typing import Any
 
+import structlog
 from django.conf import settings
 from django.core.files.storage import default_storage
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import QuerySet
 from django.http import FileResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
@@ -20,7 +21,7 @@ from rest_framework.views import APIView
 
 from agentflow_site.auth import Principal, principal_of
 from agentflow_site.bounds import column_max
-from agentflow_site.errors import Conflict, InvalidSpec
+from agentflow_site.errors import Conflict, InvalidSpec, RunInterrupted
 from agentflow_site.pagination import NewestFirstCursorPagination
 from agentflow_site.params import query_number, whole_number
 from executions.events import event_stream
@@ -46,6 +47,8 @@ from tenants.models import Role
 from workflows.api import workflow_of
 from workflows.models import Workflow
 from workflows.services import workflow_validate
+
+logger = structlog.get_logger(__name__)
 
 USAGE_DAYS_MAX = 90
 EVENT_ID_MAX = column_max(ExecutionEvent, "id")
@@ -163,7 +166,26 @@ def _run(
         return _answer(earlier)
     if background:
         return _answer(execution)
-    return _answer(execution_run(execution_id=execution.id, validated=validated, claimed=True))
+    try:
+        ran = execution_run(execution_id=execution.id, validated=validated, claimed=True)
+    except Exception as exc:
+        logger.exception("sync_run_interrupted", execution_id=execution.id)
+        raise RunInterrupted(execution.id, _status_if_known(execution.id), _reason(exc)) from exc
+    return _answer(ran)
+
+
+def _status_if_known(execution_id: str) -> str:
+    try:
+        found = Execution.objects.filter(pk=execution_id).values_list("status", flat=True)
+        return str(found.first() or "unknown")
+    except DatabaseError:
+        return "unknown (the database does not answer)"
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, DatabaseError):
+        return "the database did not answer"
+    return "an internal error, logged"
 
 
 IDEMPOTENCY_KEY = OpenApiParameter(

@@ -184,7 +184,13 @@ def run_observed(
         # `cancelled`, with the partial state) is what the caller records.
         future = loop.submit(main())
         future.add_done_callback(lambda _: events.put(_DONE))
-        _pump(events, on_events, on_tick, handle)
+        try:
+            _pump(events, on_events, on_tick, handle)
+        except BaseException:
+            # Its record cannot be written (the database went away): the run stops here rather
+            # than call its remaining nodes with nothing recorded.
+            handle.cancel()
+            raise
     try:
         return future.result()
     except concurrent.futures.CancelledError:  # cancelled before run_workflow began

@@ -4,18 +4,20 @@ at once (nothing is called with nothing recorded), takes them up again when the 
 back, and resumes each from its last checkpoint: every run succeeds and no node whose answer was
 saved before the cut is called again."""
 
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx2
 import pytest
 from django.db import connection, transaction
 
 from executions.models import Execution, NodeRun
 from executions.services import execution_create
 from executions.tasks import enqueue_run
-from tests.conftest import IN_CI
+from tests.conftest import IN_CI, issue_key
 from tests.executions.test_background import CHAIN
 from tests.fakes.providers import FakeOpenAIServer
 from tests.proxy import Proxy
@@ -89,3 +91,48 @@ def test_a_database_outage_under_a_worker_repeats_no_saved_answer(
         assert all(calls[f"step {n}: run-{i}"] in (1, 2) for n in range(2, 6)), calls
         final = runs[ids[i]].final_state or {}
         assert final["text_result"] == f"echo: step 5: run-{i}"
+
+
+@pytest.fixture
+def web_stack(tmp_path: Path, proxy: Proxy, openai_server: FakeOpenAIServer) -> Iterator[Stack]:
+    env = stack_env(
+        tmp_path,
+        port=proxy.port,  # the web process reaches the database through the proxy only
+        AGENTFLOW_PROVIDER_BASE_URLS=f'{{"openai": "{openai_server.base_url}"}}',
+        OPENAI_API_KEY="sk-test-faults-0123456789",
+    )
+    stack = Stack(env, tmp_path)
+    yield stack
+    stack.stop()
+
+
+def test_a_sync_run_that_loses_the_database_stops_and_says_which_run_it_was(
+    web_stack: Stack, proxy: Proxy, openai_server: FakeOpenAIServer, tenant
+) -> None:
+    tenant.allowed_env = ["OPENAI_API_KEY"]
+    tenant.save()
+    key = issue_key(tenant, "executor")
+    openai_server.script(times=1000, delay=1.0)
+    web_stack.web()
+    cut = threading.Timer(1.5, proxy.cut)  # in the middle of the second call
+    cut.start()
+    try:
+        answer = httpx2.post(
+            f"{web_stack.url}/api/v1/workflows/execute",
+            json={"workflow": CHAIN, "initial_state": {"user_input": "sync"}},
+            headers={"X-API-Key": key.secret},
+            timeout=60,
+        )
+        calls_then = len(openai_server.requests)
+        time.sleep(3)  # were the run to go on, its next calls would come now
+        calls_later = len(openai_server.requests)
+    finally:
+        cut.cancel()
+        proxy.restore()
+    assert answer.status_code == 500, answer.text
+    assert answer.headers["content-type"] == "application/problem+json"
+    body = answer.json()
+    assert body["type"].endswith("run_interrupted")
+    assert body["execution_id"].startswith("exec_")
+    assert body["execution_id"] in body["detail"]
+    assert calls_later == calls_then <= 2  # stopped: no node called after the answer
