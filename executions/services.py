@@ -24,6 +24,7 @@ from executions.runner import CallerThread, Event, run_observed
 from executions.selectors import budget_limits
 from runtime.budget import Budget, DailyLimits, LimitName, Spend
 from runtime.compiler import compile_workflow
+from runtime.context import RunContext
 from runtime.validation import ValidationResult
 from tenants.models import Tenant
 from tenants.selectors import tenant_grants
@@ -104,6 +105,25 @@ def _image_store(execution: Execution) -> Any:
 HEARTBEAT_EVERY = timedelta(seconds=2)
 
 
+def execution_context(execution: Execution, caller: CallerThread) -> RunContext:
+    """The RunContext of an execution: its tenant's grants, trusted hosts, daily budget (whose
+    database writes `caller` does) and image store."""
+    return run_context(
+        store_image=_image_store(execution),
+        tenant=f"t{execution.tenant_id}",
+        budget=_daily_budget(execution.tenant, caller),
+        grants=tenant_grants(execution.tenant),
+        trusted_hosts=execution.tenant.trusted_hosts,
+    )
+
+
+def stale_runs() -> Any:
+    """Running executions whose worker (or web process) stopped beating their heart."""
+    return Execution.objects.filter(
+        status=Status.RUNNING, heartbeat_at__lt=timezone.now() - heartbeat_stale()
+    )
+
+
 def heartbeat_stale() -> timedelta:
     """A running execution whose heartbeat is older than this has lost its worker."""
     return timedelta(seconds=settings.AGENTFLOW_HEARTBEAT_STALE)
@@ -166,13 +186,7 @@ def execution_run(
         return execution
     recorder = _Recorder(execution, worker)
     caller = CallerThread()
-    ctx = run_context(
-        store_image=_image_store(execution),
-        tenant=f"t{execution.tenant_id}",
-        budget=_daily_budget(execution.tenant, caller),
-        grants=tenant_grants(execution.tenant),
-        trusted_hosts=execution.tenant.trusted_hosts,
-    )
+    ctx = execution_context(execution, caller)
     try:
         outcome = run_observed(
             workflow,

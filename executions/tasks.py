@@ -4,10 +4,7 @@ A queued run is an `Execution` row with status `queued`: the run workers (`manag
 runworker`, executions/worker.py) claim such rows themselves. Queueing one only wakes them.
 """
 
-from django.utils import timezone
-
-from executions.models import Execution, Status
-from executions.services import heartbeat_stale
+from executions.services import stale_runs
 from executions.wakeup import notify_workers
 from executions.worker import MAX_DELIVERIES, give_up_lost
 
@@ -23,9 +20,7 @@ def reap_stale_runs() -> int:
     was told they failed, so they are not run again); wake the workers for the rest, which
     take them over and resume them from their last checkpoint. Workers also do this by
     themselves every few seconds; this is the django-q2 schedule's entry point."""
-    stale = Execution.objects.filter(
-        status=Status.RUNNING, heartbeat_at__lt=timezone.now() - heartbeat_stale()
-    )
+    stale = stale_runs()
     give_up_lost(stale)
     resumable = stale.filter(deliveries__lt=MAX_DELIVERIES, mode="async").count()
     if resumable:
