@@ -61,6 +61,11 @@ class Execution(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     execution_time = models.FloatField(null=True, blank=True, help_text="seconds")
+    trace_context = models.CharField(
+        max_length=512,
+        blank=True,
+        help_text="W3C traceparent (and tracestate) of the request that queued it, if traced",
+    )
 
     objects: ClassVar[ExecutionQuerySet] = ExecutionQuerySet.as_manager()  # type: ignore[assignment]
 
@@ -145,6 +150,21 @@ class DailyUsage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tenant_id}:{self.day}"
+
+
+class ExecutionProfile(models.Model):
+    """A profile an operator asked for of one run (pyinstrument's HTML), staff-only."""
+
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="profiles")
+    created_at = models.DateTimeField(auto_now_add=True)
+    duration = models.FloatField(default=0, help_text="seconds profiled")
+    html = models.TextField()
+
+    class Meta:
+        ordering = ("-created_at",)
+
+    def __str__(self) -> str:
+        return f"{self.execution_id} profile {self.created_at:%Y-%m-%d %H:%M:%S}"
 
 
 class Worker(models.Model):
