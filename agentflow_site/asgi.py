@@ -13,9 +13,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agentflow_site.settings")
 django_application = get_asgi_application()
 
 from agentflow_site.middleware import BodyLimitMiddleware  # noqa: E402  (needs the settings)
+from agentflow_site.request_threads import RequestThreadMiddleware  # noqa: E402
 
-# Around Django's handler, which reads a whole body before any view (or check) runs.
-application = BodyLimitMiddleware(django_application)
+# Around Django's handler, which reads a whole body before any view (or check) runs; and which
+# would keep a thread for each request until its response is sent (an event stream: for hours).
+application = BodyLimitMiddleware(RequestThreadMiddleware(django_application))
 
 # Pay for the provider SDKs' imports (seconds) at start, not in the first request.
 from runtime.providers.preload import preload  # noqa: E402

@@ -1,8 +1,10 @@
 """Health probes: `/health` (full report), `/health/live` and `/health/ready`.
 
-`/health` and `/health/ready` answer 503 when a dependency AgentFlow cannot serve without
-(the database; Redis when configured) is down. Workers are reported but do not make the web
-process unready: sync runs and the API still work, and queued runs wait for a worker.
+`/health` and `/health/ready` answer 503 only when the database is down: nothing can be served
+without it. Redis down (or stalled) and no live worker make them answer 200 `degraded`, naming
+what is down: the API keeps answering without Redis (its throttles and cache fail open, rate
+limits and budgets wait for it, then refuse), and queued runs wait for a worker. Taking every
+web process out of the load balancer for a Redis outage would turn a degraded service into none.
 """
 
 import threading
@@ -15,7 +17,7 @@ from django.db import connection, connections
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET
 
-OK, DOWN, NOT_CONFIGURED = "ok", "down", "not configured"
+OK, DEGRADED, DOWN, NOT_CONFIGURED = "ok", "degraded", "down", "not configured"
 PROBE_SECONDS = 1.5
 """How long a probe waits for each dependency (all at once): `/health` answers within about
 this, whatever a dependency does (a stalled database, an exhausted pool, Redis cut off)."""
@@ -93,17 +95,20 @@ def dependencies() -> dict[str, dict[str, Any]]:
     return {name: report[name] for name in ("database", "redis", "workers")}
 
 
-def _ready(deps: dict[str, dict[str, Any]]) -> bool:
-    return deps["database"]["status"] == OK and deps["redis"]["status"] in (OK, NOT_CONFIGURED)
+def _status(deps: dict[str, dict[str, Any]]) -> str:
+    """`down` without the database; `degraded` with Redis or every worker down; else `ok`."""
+    if deps["database"]["status"] != OK:
+        return DOWN
+    others = (deps["redis"]["status"], deps["workers"]["status"])
+    return OK if all(found in (OK, NOT_CONFIGURED) for found in others) else DEGRADED
 
 
 @require_GET
 def health(request: HttpRequest) -> JsonResponse:
     deps = dependencies()
-    ready = _ready(deps)
-    status = "ok" if ready and deps["workers"]["status"] == OK else "degraded" if ready else "down"
+    status = _status(deps)
     body = {"status": status, "version": settings.AGENTFLOW_VERSION, "dependencies": deps}
-    return JsonResponse(body, status=200 if ready else 503)
+    return JsonResponse(body, status=503 if status == DOWN else 200)
 
 
 @require_GET
@@ -114,7 +119,7 @@ def live(request: HttpRequest) -> JsonResponse:
 @require_GET
 def ready(request: HttpRequest) -> JsonResponse:
     deps = dependencies()
-    ok = _ready(deps)
+    status = _status(deps)
     return JsonResponse(
-        {"status": "ok" if ok else "down", "dependencies": deps}, status=200 if ok else 503
+        {"status": status, "dependencies": deps}, status=503 if status == DOWN else 200
     )

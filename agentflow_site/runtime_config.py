@@ -78,7 +78,7 @@ def daily_budget(limits: DailyLimits, *, tenant: str, database: Ledger) -> Budge
     if limits.unlimited:
         return UNLIMITED
     ledger = RedisLedger(settings.REDIS_URL, tenant) if settings.REDIS_URL else database
-    return DailyBudget(ledger, limits)
+    return DailyBudget(ledger, limits, max_wait=settings.AGENTFLOW_MAX_RATE_WAIT)
 
 
 def tenant_sqlite_dir(tenant_id: int) -> Path:

@@ -4,9 +4,10 @@ The graph runs on the process's runtime loop (`runtime.loop`: one thread and eve
 process, shared by every run, so database pools and SDK clients outlive a run); node events
 come back over a queue and this (the caller's) thread writes them, so every row is written
 through the caller's database connection and no ORM call happens inside the event loop. Between
-events this thread also beats the heart and checks for a cancel request, which stops the run
-within half a second. What else a run must do through the ORM (its daily budget, without Redis)
-it asks this thread to do, through a `CallerThread`.
+events this thread also beats the heart and checks for a cancel request, which stops a node in
+flight within half a second; and before each node starts the run asks it whether a cancel came
+(`GoOn`), so no node starts after a cancel was accepted. What else a run must do through the ORM
+(its daily budget, without Redis) it asks this thread to do, through a `CallerThread`.
 """
 
 import asyncio
@@ -15,7 +16,7 @@ import contextlib
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +25,7 @@ from django.db import close_old_connections
 
 from runtime import loop
 from runtime.compiler import CompiledWorkflow
-from runtime.context import RunContext
+from runtime.context import RunContext, RunStopped
 from runtime.events import NodeFinished, NodeStarted
 from runtime.runner import RunOutcome, run_workflow
 
@@ -40,6 +41,7 @@ class TokenEvent:
 
 Event = NodeStarted | NodeFinished | TokenEvent
 Checkpointer = Callable[[], AbstractAsyncContextManager[Any]]
+Around = Callable[[Awaitable[RunOutcome]], Awaitable[RunOutcome]]
 _DONE = object()
 
 
@@ -70,6 +72,35 @@ class _Call:
             result, error = None, exc
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
             self.loop.call_soon_threadsafe(_resolve, self.future, result, error)
+
+
+@dataclass(frozen=True)
+class GoOn:
+    """A run about to start a node asks whether it may (`RunContext.go_on`); the thread that
+    reads its cancel requests answers."""
+
+    future: "asyncio.Future[None]"
+    loop: asyncio.AbstractEventLoop
+    execution_id: str = ""
+
+    def answer(self, go: bool) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            stopped = None if go else RunStopped("The run was cancelled.")
+            self.loop.call_soon_threadsafe(_resolve, self.future, None, stopped)
+
+
+def go_on_asking(
+    events: "queue.Queue[object]", execution_id: str = ""
+) -> Callable[[], Awaitable[None]]:
+    """A `RunContext.go_on` that puts a `GoOn` on `events` and waits for its answer."""
+
+    async def go_on() -> None:
+        running = asyncio.get_running_loop()
+        future: asyncio.Future[None] = running.create_future()
+        events.put(GoOn(future, running, execution_id))
+        await future
+
+    return go_on
 
 
 def _resolve(future: "asyncio.Future[Any]", result: Any, error: Exception | None) -> None:
@@ -148,25 +179,32 @@ def run_observed(
     *,
     timeout_seconds: float | None,
     on_events: Callable[[list[Event]], None],
-    on_tick: Callable[[], bool] = lambda: False,
+    on_tick: Callable[[], bool] | None = None,
     checkpointer: Checkpointer | None = None,
     thread_id: str | None = None,
     caller: CallerThread | None = None,
+    around: Around | None = None,
 ) -> RunOutcome:
     """Run the workflow on the runtime loop, calling `on_events` here with its events, in order
     and in batches: what arrived within SLICE seconds of the first (a fast chain is written in a
     few statements, not two for every node).
 
-    `on_tick` runs here every TICK seconds; when it returns True the run is cancelled and ends
-    with status `cancelled`, keeping its partial state. What the run asks of `caller` is done
-    here at once, between the batches.
+    `on_tick` runs here every TICK seconds, and before each node starts; when it returns True
+    the run is cancelled (no other node starts) and ends with status `cancelled`, keeping its
+    partial state. What the run asks of `caller` is done here at once, between the batches.
+    `around` wraps the run on the loop (a profile of it).
     """
     events: queue.Queue[object] = queue.Queue()
     ctx.observer = _QueueObserver(events)
+    if on_tick is not None:
+        ctx.go_on = go_on_asking(events)
     handle = _Handle()
 
     async def main() -> RunOutcome:
         handle.loop, handle.task = asyncio.get_running_loop(), asyncio.current_task()
+        return await (around(run()) if around else run())
+
+    async def run() -> RunOutcome:
         if checkpointer is None:
             return await run_workflow(workflow, values, ctx, timeout_seconds=timeout_seconds)
         async with checkpointer() as saver:
@@ -185,7 +223,7 @@ def run_observed(
         future = loop.submit(main())
         future.add_done_callback(lambda _: events.put(_DONE))
         try:
-            _pump(events, on_events, on_tick, handle)
+            _pump(events, on_events, on_tick or (lambda: False), handle)
         except BaseException:
             # Its record cannot be written (the database went away): the run stops here rather
             # than call its remaining nodes with nothing recorded.
@@ -221,6 +259,11 @@ def _pump(
             break
         if isinstance(item, _Call):
             item.run()
+        elif isinstance(item, GoOn):
+            stop = on_tick()
+            item.answer(not stop)
+            if stop:
+                handle.cancel()
         elif item is not None:
             pending.append(item)  # type: ignore[arg-type]
             if write_by is None:

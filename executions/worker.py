@@ -12,13 +12,18 @@ thread (the one calling `serve`) does all of their database work, in batches:
   `AGENTFLOW_WORKER_POLL` seconds anyway;
 - writes the trace of every run as it arrives (`TraceWriter`: a few statements per batch
   whatever the number of runs);
-- every TICK: one query for the cancel requests of all its runs (a cancelled run stops within
-  half a second), and every HEARTBEAT_EVERY one UPDATE beating for all of them; a run that
-  another worker took over (its heartbeat had gone stale) is stopped here;
+- before any node of its runs starts, the run asks whether it may (`executions.gates`: one
+  query on a thread of its own answers every run asking), so no node starts after a cancel was
+  accepted (the API commits the request before it answers), nor in a run another worker took
+  over;
+- every TICK: one query for the cancel requests of all its runs (a node in flight when a cancel
+  comes is stopped within half a second), and every HEARTBEAT_EVERY one UPDATE beating for all
+  of them; a run that another worker took over (its heartbeat had gone stale) is stopped here;
 - takes over runs whose worker died (heartbeat stale): they resume from their last checkpoint,
   saved after every step through one connection pool for the whole process;
 - on SIGTERM it stops claiming, lets its runs finish for `AGENTFLOW_WORKER_GRACE` seconds,
-  then hands the rest back (their heartbeat set stale) for another worker to resume.
+  then hands the rest back (their heartbeat set stale, the other workers woken) for another
+  worker to resume at once.
 
 CPU-heavy tenant work (templates, rules) runs in the sandbox's thread pool with deadlines, so it
 does not stall the other runs on the loop.
@@ -40,10 +45,13 @@ from django.db import close_old_connections, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from agentflow_site.observability import metrics
 from executions.checkpoints import SharedSaver
+from executions.gates import Gates, GatesFailed, Refused
+from executions.lifecycle import log_ended, log_started
 from executions.models import Execution, ExecutionEvent, Status, Worker
 from executions.recording import TraceWriter
-from executions.runner import CallerThread, Event, TokenEvent, _Call
+from executions.runner import CallerThread, Event, TokenEvent, _Call, go_on_asking
 from executions.services import (
     HEARTBEAT_EVERY,
     _claim,
@@ -51,11 +59,13 @@ from executions.services import (
     _run_timeout,
     ending,
     execution_context,
+    execution_failure_report,
+    execution_profiler,
     heartbeat_stale,
     stale_runs,
     worker_name,
 )
-from executions.wakeup import Listener, listens
+from executions.wakeup import Listener, listens, notify_workers
 from runtime import loop
 from runtime.compiler import compile_workflow
 from runtime.events import NodeFinished, NodeStarted
@@ -67,8 +77,11 @@ logger = structlog.get_logger(__name__)
 
 TICK = 0.25
 """Seconds between cancel checks."""
-MAX_DELIVERIES = 3
-"""A run taken up this many times (each after a lost worker) is given up as failed."""
+STOP_WAIT = 3.0
+"""Seconds a stopping worker waits for the runs it hands back to stop, after its grace."""
+MAX_DELIVERIES = 5
+"""A run taken up this many times (each after a lost worker, or one that handed it back) is
+given up as failed: a run that kills every worker it meets stops at 4 of them."""
 
 
 _FAILED = object()
@@ -136,6 +149,7 @@ class RunWorker:
         self.caller = CallerThread()
         self.saver = SharedSaver(settings.AGENTFLOW_CHECKPOINT_POOL_SIZE)
         self.claims = 0
+        self.gates = Gates(self.name, self.inbox, self._stopping)
 
     # --- the loop ---------------------------------------------------------------------------
 
@@ -146,6 +160,7 @@ class RunWorker:
         if listener:
             listener.start()
         self._register()
+        self.gates.start()
         logger.info("run_worker_started", worker=self.name, capacity=self.capacity)
         next_tick = next_poll = next_beat = time.monotonic()
         stopping_since: float | None = None
@@ -170,6 +185,7 @@ class RunWorker:
                     if now >= next_beat:
                         next_beat = now + HEARTBEAT_EVERY.total_seconds()
                     next_tick = time.monotonic() + TICK
+        self.gates.stop.set()  # what asks now waits: the hand-back stops it
         self._hand_back()
         Worker.objects.filter(pk=self.name).delete()
         logger.info("run_worker_stopped", worker=self.name)
@@ -193,6 +209,10 @@ class RunWorker:
         for item in items:
             if isinstance(item, _Call):
                 item.run()
+            elif isinstance(item, Refused):
+                self._refused(item)
+            elif isinstance(item, GatesFailed):
+                self._pause_all("its runs' cancel requests could not be read")
             elif isinstance(item, _Wake):
                 woken = True
             elif isinstance(item, _Done):
@@ -205,6 +225,18 @@ class RunWorker:
             self._end([run for execution_id in done if (run := self.runs.pop(execution_id, None))])
             woken = True  # slots are free
         return woken
+
+    def _refused(self, refused: Refused) -> None:
+        """Runs the gates told not to start a node: stop them (a lost one's end is not ours)."""
+        for execution_id in refused.lost:
+            if (run := self.runs.get(execution_id)) is not None:
+                run.lost = True
+        for execution_id in refused.cancelled + refused.lost:
+            self._cancel(execution_id)
+
+    def _stopping(self, execution_id: str) -> bool:
+        run = self.runs.get(execution_id)  # read from the gates' thread: one lookup, atomic
+        return run is None or run.cancelling
 
     def _guarded(self, work: Any, *args: Any) -> Any:
         """Database work of the loop: a lost connection is dropped and the next call reopens
@@ -276,14 +308,17 @@ class RunWorker:
         except Exception as exc:
             self._crashed(execution_id, exc)
             return
+        log_started(execution, worker=self.name)
         ctx.observer = _TaggedObserver(self.inbox, execution_id)
+        ctx.go_on = go_on_asking(self.gates.asks, execution_id)
         run = _Run(execution, ctx.redactor.text, workflow.digest, concurrent.futures.Future())
         timeout = _run_timeout(execution.timeout_seconds, background=True)
+        around = execution_profiler(execution, self.caller)
 
         async def main() -> RunOutcome:
             run.task = asyncio.current_task()
             async with self.saver() as saver:
-                return await run_workflow(
+                work = run_workflow(
                     workflow,
                     execution.initial_state,
                     ctx,
@@ -291,9 +326,10 @@ class RunWorker:
                     checkpointer=saver,
                     thread_id=execution.id,
                 )
+                return await (around(work) if around else work)
 
+        self.runs[execution_id] = run  # before it can ask the gates about its first node
         run.future = loop.submit(main())
-        self.runs[execution_id] = run
         run.future.add_done_callback(lambda _: self.inbox.put(_Done(execution_id)))
 
     def _crashed(self, execution_id: str, exc: Exception) -> None:
@@ -309,7 +345,7 @@ class RunWorker:
     def _end(self, runs: list[_Run]) -> None:
         ends = [(run, _outcome(run)) for run in runs]
         for run, outcome in ends:
-            if _interrupted(outcome) and not run.lost:
+            if outcome.interrupted and not run.lost:
                 logger.warning("run_interrupted_by_database", execution_id=run.execution.pk)
                 run.lost = True  # left running: taken up again, from its checkpoint, once stale
         self._guarded(self._record_ends, ends)
@@ -343,6 +379,13 @@ class RunWorker:
                 )
             ]
             ExecutionEvent.objects.bulk_create(events)
+            ended = {event.execution_id for event in events}
+            for run, outcome in ends:
+                if run.execution.pk in ended:
+                    metrics.execution_ended(
+                        run.execution, outcome.status, outcome.final_state, outcome.execution_time
+                    )
+                    log_ended(run.execution, outcome.status, outcome.execution_time, outcome.error)
 
     # --- ticks ------------------------------------------------------------------------------
 
@@ -398,33 +441,28 @@ class RunWorker:
         Worker.objects.filter(beat_at__lt=stale).delete()  # processes long gone
 
     def _hand_back(self) -> None:
-        """Runs still going after the grace period: stop them here and make them stale at
-        once, so another worker resumes them from their last checkpoint."""
+        """Runs still going after the grace period: stop them here, and once they have stopped
+        (no checkpoint of theirs is written after this) make them stale and wake the other
+        workers, so one resumes them from their last checkpoint at once."""
         if not self.runs:
             return
         mine = list(self.runs)
         logger.warning("run_worker_handing_back", worker=self.name, runs=len(mine))
         for run in self.runs.values():
             run.lost = True
-            if run.task is not None:
-                loop.runtime_loop().call_soon_threadsafe(run.task.cancel)
+            run.cancelling = False  # cancel each again: a task that was told once may go on
+            self._cancel(run.execution.pk)
+        concurrent.futures.wait([run.future for run in self.runs.values()], timeout=STOP_WAIT)
         stale = timezone.now() - heartbeat_stale() - timedelta(seconds=1)
-        self._guarded(
-            lambda: Execution.objects.filter(
-                pk__in=mine, worker=self.name, status=Status.RUNNING
-            ).update(heartbeat_at=stale)
-        )
 
+        def hand_back() -> None:
+            with transaction.atomic():  # the others look when this commits
+                Execution.objects.filter(
+                    pk__in=mine, worker=self.name, status=Status.RUNNING
+                ).update(heartbeat_at=stale)
+                notify_workers()
 
-_DATABASE_FAILURES = ("OperationalError:", "InterfaceError:", "PoolTimeout:")
-"""How an internal_error caused by losing the worker's database (a checkpoint that could not be
-written) begins: such a run was interrupted, not failed, and is resumed from its checkpoint."""
-
-
-def _interrupted(outcome: RunOutcome) -> bool:
-    error = outcome.error or {}
-    message = str(error.get("message", ""))
-    return error.get("code") == "internal_error" and message.startswith(_DATABASE_FAILURES)
+        self._guarded(hand_back)
 
 
 def _outcome(run: _Run) -> RunOutcome:
@@ -474,7 +512,17 @@ def give_up_lost(stale: Any) -> None:
     too often, and synchronous ones: their caller was already answered (or cut off) and a
     re-run would repeat every provider call for nobody."""
     ended = stale.filter(Q(deliveries__gte=MAX_DELIVERIES) | Q(mode="sync"))
-    for execution_id, mode in ended.values_list("pk", "mode"):
+    fields = (
+        "pk",
+        "mode",
+        "workflow_id",
+        "workflow_name",
+        "tenant__slug",
+        "created_at",
+        "trace_context",
+    )
+    for execution in ended.select_related("tenant").only(*fields):
+        execution_id, mode = execution.pk, execution.mode
         error = SYNC_LOST if mode == "sync" else LOST_TOO_OFTEN
         if Execution.objects.filter(pk=execution_id, status=Status.RUNNING).update(
             status=Status.FAILED, error=error, finished_at=timezone.now()
@@ -484,3 +532,6 @@ def give_up_lost(stale: Any) -> None:
                 kind="end",
                 data={"status": Status.FAILED, "error": error},
             )
+            execution_failure_report(execution_id=execution_id, error=error)
+            metrics.execution_ended(execution, Status.FAILED, None, 0)
+            log_ended(execution, Status.FAILED, 0, error)

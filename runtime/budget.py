@@ -10,6 +10,14 @@ the reservation is replaced by the real usage; a call that failed gives it all b
 So the count passes a limit only by the last reservation granted while it was under: the day's
 usage ends over a limit by at most that one reservation, plus whatever calls in flight then use
 beyond their own reservations (a prompt of more tokens than its estimate).
+
+While the count cannot be reached (Redis cut off or stalled: each command times out in a
+second), a reservation is asked again, ¼ s doubling to 2 s apart, for as long as a node may wait
+for a rate limit; then the call is refused (`budget_unavailable`, naming the cause): no call is
+made unbudgeted. A settle that cannot be made is logged and dropped, never failing a call that
+was answered: the count keeps the reservation (a call that used less stays counted in full), and
+what a call used beyond it is counted again from the run records (`DailyLimits.recorded`) when
+the next run starts.
 """
 
 from __future__ import annotations
@@ -17,15 +25,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 import math
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, RedisError
 
+from runtime import metrics
 from runtime.errors import NodeError
 
 LimitName = Literal["token", "cost"]
@@ -41,6 +51,19 @@ LUA_SHA = hashlib.sha1(LUA_SCRIPT.encode()).hexdigest()
 
 class BudgetExceeded(NodeError):
     code = "budget_exceeded"
+
+
+class BudgetUnavailable(NodeError):
+    """The day's count could not be read: the call is refused rather than made unbudgeted."""
+
+    code = "budget_unavailable"
+
+
+class LedgerUnavailable(Exception):
+    """The count's store (Redis) did not answer: the take can be tried again."""
+
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -161,21 +184,29 @@ class DailyBudget:
     """A tenant's limits per UTC day, counted in a `Ledger`."""
 
     def __init__(
-        self, ledger: Ledger, limits: DailyLimits, now: Callable[[], datetime] = _utcnow
+        self,
+        ledger: Ledger,
+        limits: DailyLimits,
+        now: Callable[[], datetime] = _utcnow,
+        *,
+        max_wait: float = 30.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.ledger, self.limits, self.now = ledger, limits, now
+        self.max_wait, self.sleep = max_wait, sleep
 
     async def reserve(self, node_id: str, want: Spend) -> Hold:
         day = self.now().astimezone(UTC).date()
-        take = asyncio.ensure_future(self.ledger.take(day, want, self.limits))
+        take = asyncio.ensure_future(self._take(node_id, day, want))
         try:
             reached = await asyncio.shield(take)
         except asyncio.CancelledError:  # the run stopped mid-take: give back what it took
-            with contextlib.suppress(Exception):
-                if await take is None:
+            with contextlib.suppress(Exception):  # (Redis away: not waited for, and kept)
+                if await asyncio.wait_for(take, 2.0) is None:
                     await self.ledger.give(day, -want)
             raise
         if reached is not None:
+            metrics.budget_refused(reached)
             raise BudgetExceeded(
                 f"{_REFUSALS[reached]} (or reserved by calls in flight); the call was not made. "
                 "It resets at midnight UTC, or an admin can raise it.",
@@ -183,9 +214,34 @@ class DailyBudget:
             )
         return Hold(day, want)
 
+    async def _take(self, node_id: str, day: date, want: Spend) -> LimitName | None:
+        """The ledger's answer; while it does not answer, asked again (0.25 s, doubling to 2 s
+        apart) for as long as a node may wait, then refused naming the cause."""
+        waited, pause = 0.0, 0.25
+        while True:
+            try:
+                return await self.ledger.take(day, want, self.limits)
+            except LedgerUnavailable as exc:
+                if waited + pause > self.max_wait:
+                    raise BudgetUnavailable(
+                        "The tenant's daily budget could not be checked: its count (Redis) did "
+                        f"not answer for {waited:.1f} s ({exc}). The call was not made; try "
+                        "again when it is back.",
+                        node_id=node_id,
+                    ) from None
+                await self.sleep(pause)
+                waited += pause
+                pause = min(pause * 2, 2.0)
+
     async def settle(self, hold: Hold, used: Spend) -> None:
-        if hold.day is not None and used != hold.spend:
+        if hold.day is None or used == hold.spend:
+            return
+        try:
             await self.ledger.give(hold.day, used - hold.spend)
+        except LedgerUnavailable as exc:  # the call was made: its answer is kept
+            log.warning(
+                "budget.settle_lost", extra={"error": str(exc), "change": used - hold.spend}
+            )
 
     async def aclose(self) -> None:
         await self.ledger.aclose()
@@ -247,12 +303,24 @@ class RedisLedger:
         if self._client is None:
             import redis.asyncio as aioredis  # only where Redis is configured
 
-            self._client = aioredis.Redis.from_url(self.url)
+            # A stalled Redis fails a command within a second (and a take is asked again),
+            # instead of holding the run for as long as the stall lasts.
+            self._client = aioredis.Redis.from_url(
+                self.url, socket_connect_timeout=1, socket_timeout=1
+            )
         args = (mode, spend.tokens, _units(spend.cost), KEY_TTL_S, *extra)
         try:
-            return await self._client.execute_command("EVALSHA", LUA_SHA, 1, self.key(day), *args)
-        except NoScriptError:
-            return await self._client.execute_command("EVAL", LUA_SCRIPT, 1, self.key(day), *args)
+            try:
+                return await self._client.execute_command(
+                    "EVALSHA", LUA_SHA, 1, self.key(day), *args
+                )
+            except NoScriptError:
+                return await self._client.execute_command(
+                    "EVAL", LUA_SCRIPT, 1, self.key(day), *args
+                )
+        except (RedisError, OSError) as exc:
+            await self.aclose()  # a fresh client (and connection) for the next try
+            raise LedgerUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
     async def aclose(self) -> None:
         if self._client is not None:

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from runtime import metrics
 from runtime.budget import UNLIMITED, Budget
 from runtime.credentials import SourceCredentials
 from runtime.egress import EgressPolicy, EgressRefused, check_url
@@ -51,6 +52,11 @@ SHARED_KINDS = PROVIDER_KINDS
 
 class MaxStepsExceeded(NodeError):
     code = "max_steps"
+
+
+class RunStopped(Exception):
+    """The run may start no more nodes (`RunContext.go_on`): it ends `cancelled`. Not a
+    NodeError: no retry or `on_error: continue` goes on past it."""
 
 
 def _default_providers() -> Mapping[str, ProviderFactory]:
@@ -107,11 +113,20 @@ class RunContext:
     settles after (runtime.budget.spending)."""
     max_rate_wait: float = 30.0
     """The longest a node waits for a queue's bucket before failing with `rate_limited`."""
+    go_on: Callable[[], Awaitable[None]] | None = None
+    """Awaited before each node attempt starts: raises RunStopped when the run may start no
+    more nodes (a cancel was accepted before it asked, or the run is no longer its caller's).
+    None: nodes start unasked (the CLI, tests)."""
     limits: RunLimits = DEFAULT_LIMITS
     """The operator's caps on the state's size, one result's, the final state's, and the
     nodes running at once."""
     initial: Mapping[str, Any] = field(default_factory=dict)
     """The caller's initial state, as given (set by the runner; the input node checks it)."""
+    labels: Mapping[str, str] = field(default_factory=dict)
+    """What names this run in its log lines and its trace span (execution_id, workflow_id…)."""
+    trace_parent: str = ""
+    """W3C `traceparent[ tracestate]` of the span this run continues (the request that queued
+    it); empty: the current span, if any (runtime.telemetry)."""
     steps: int = 0
     state_bytes: int = 0
     """Bytes written to the state so far (the initial state and every node's update)."""
@@ -233,13 +248,12 @@ class RunContext:
             if factory is None:
                 raise NodeError(f"No adapter is installed for sources of kind '{source.kind}'.")
             if source.kind in SHARED_KINDS and on_runtime_loop():
-                self._adapters[source.id] = self._lease(source, factory, config)
+                adapter = self._lease(source, factory, config)
             else:
                 egress = self._egress(source.kind, config)
-                self._adapters[source.id] = adapter = factory(
-                    config, self.credentials(source), **egress
-                )
+                adapter = factory(config, self.credentials(source), **egress)
                 self._owned.append(adapter)
+            self._adapters[source.id] = metrics.metered(adapter, source.kind, config, self.prices)
         return self._adapters[source.id]
 
     def credentials(self, source: SourceSpec) -> SourceCredentials:

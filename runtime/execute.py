@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+from runtime import telemetry
 from runtime.context import RunContext
 from runtime.errors import InvalidRequest, NodeError, NodeTimeout, ResourceLimit
 from runtime.events import NodeFinished, NodeStarted
@@ -60,6 +61,16 @@ async def _execute(node: Node, node_type: str, state: State, ctx: RunContext) ->
 async def _attempt(
     node: Node, node_type: str, state: State, ctx: RunContext, attempt: int
 ) -> dict[str, Any]:
+    """One attempt, inside its log context (node_id) and, when tracing, its span."""
+    if ctx.go_on is not None:  # before the node starts: a cancel accepted now stops it
+        await ctx.go_on()
+    with telemetry.node_scope(node.node_id, node_type, attempt) as span:
+        return await _attempt_in(node, node_type, state, ctx, attempt, span)
+
+
+async def _attempt_in(
+    node: Node, node_type: str, state: State, ctx: RunContext, attempt: int, span: Any
+) -> dict[str, Any]:
     started_at, start = ctx.now(), ctx.clock()
     gate_wait = ctx.rate_waits.pop(node.node_id, None)
     await ctx.observer.node_started(NodeStarted(node.node_id, node_type, attempt, started_at))
@@ -78,7 +89,9 @@ async def _attempt(
         error = ctx.redactor.error(
             _as_node_error(node, exc, expired=deadline.expired(), limit=limit)
         )
-        await ctx.observer.node_finished(
+        await _finished(
+            ctx,
+            span,
             NodeFinished(
                 node.node_id,
                 node_type,
@@ -88,10 +101,12 @@ async def _attempt(
                 "failed",
                 error={"code": error.code, "message": error.message},
                 details=_rate_wait({}, gate_wait),
-            )
+            ),
         )
         raise error from exc
-    await ctx.observer.node_finished(
+    await _finished(
+        ctx,
+        span,
         NodeFinished(
             node.node_id,
             node_type,
@@ -103,9 +118,15 @@ async def _attempt(
             tokens=output.tokens,
             cost=output.cost,
             details=_rate_wait(output.details, gate_wait),
-        )
+        ),
     )
     return update
+
+
+async def _finished(ctx: RunContext, span: Any, event: NodeFinished) -> None:
+    """The attempt's end: logged once (INFO, with its duration), on its span, then observed."""
+    telemetry.node_finished(span, event)
+    await ctx.observer.node_finished(event)
 
 
 def _redacted(output: NodeOutput, ctx: RunContext) -> NodeOutput:

@@ -5,7 +5,8 @@ per bucket, whatever the traffic. Taking is a *reservation*: when the bucket is 
 is given a later slot at once and sleeps until it (FIFO backpressure, one round trip, no polling),
 unless that slot is further away than its max wait; then nothing is taken and the caller fails
 with `rate_limited`. Settling (an LLM call's real token count) moves the TAT back or forth
-without waiting. All limits of one take are checked and taken together, or not at all.
+without waiting; a settle Redis does not answer is logged and dropped, never failing the call it
+follows. All limits of one take are checked and taken together, or not at all.
 
 `RedisLimiter` runs the same arithmetic as one Lua script (one EVALSHA per take, Redis's own
 clock), so it is atomic across web and worker processes; `MemoryLimiter` keeps it in the process.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import math
 import os
 import threading
@@ -27,6 +29,7 @@ from typing import Any, Protocol
 
 from redis.exceptions import NoScriptError, RedisError
 
+from runtime import metrics
 from runtime.errors import RateLimited
 from runtime.spec import Bandwidth, Queue
 
@@ -38,6 +41,9 @@ _PERIODS = {
     "max_requests_per_minute": ("requests", 60.0, "minute"),
     "max_tokens_per_minute": ("tokens", 60.0, "minute"),
 }
+
+
+log = logging.getLogger(__name__)
 
 
 class LimiterUnavailable(Exception):
@@ -217,7 +223,10 @@ class RedisLimiter:
         return Reservation(bool(granted), wait_us / 1e6, limit, now=int(reply[3]) / 1e6)
 
     async def adjust(self, key: str, demand: Demand) -> None:
-        await self._call(key, demand, math.inf, force=True)
+        try:
+            await self._call(key, demand, math.inf, force=True)
+        except LimiterUnavailable as exc:  # after a call: its answer is kept, the change lost
+            log.warning("ratelimit.adjust_lost", extra={"key": key, "error": str(exc)})
 
     async def _call(self, key: str, demand: Demand, max_wait: float, *, force: bool) -> Any:
         keys = [f"{key}:{limit.name}" for limit, _ in demand]
@@ -277,9 +286,15 @@ async def take(
     demand = [(limit, weight) for limit, weight in demand if weight]
     if not demand:
         return 0.0
-    reservation = await _reserve(limiter, sleep, key, queue_id, demand, max_wait, node_id)
+    try:
+        reservation = await _reserve(limiter, sleep, key, queue_id, demand, max_wait, node_id)
+    except RateLimited:
+        metrics.rate_limit_refused(queue_id)
+        raise
     if not reservation.granted:
+        metrics.rate_limit_refused(queue_id)
         raise RateLimited(_refusal(queue_id, demand, reservation, max_wait), node_id=node_id)
+    metrics.rate_limit_waited(queue_id, reservation.wait)
     if reservation.wait > 0:
         try:
             await sleep(reservation.wait)

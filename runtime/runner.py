@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
+import sqlite3
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -10,8 +13,9 @@ from typing import Any, cast
 
 from langgraph.errors import GraphRecursionError
 
+from runtime import telemetry
 from runtime.compiler import CompiledWorkflow
-from runtime.context import RunContext
+from runtime.context import RunContext, RunStopped
 from runtime.errors import FinalStateTooLarge, NodeError, ResourceLimit
 from runtime.events import NullObserver
 from runtime.limits import SETTINGS, RunLimits
@@ -31,6 +35,9 @@ class RunOutcome:
     error: dict[str, Any] | None
     """`{"code", "message", "node_id"}` when the run did not succeed."""
     execution_time: float
+    interrupted: bool = False
+    """It stopped because its checkpoint store went away (the database): not a failure of the
+    run, which resumes from its last checkpoint once its caller can reach the store again."""
 
     @property
     def tokens_used(self) -> int:
@@ -39,6 +46,22 @@ class RunOutcome:
     @property
     def cost(self) -> float:
         return float(self.final_state.get("cost") or 0.0)
+
+
+@functools.cache
+def _store_errors() -> tuple[type[BaseException], ...]:
+    found: list[type[BaseException]] = [sqlite3.OperationalError]
+    with contextlib.suppress(ImportError):
+        import psycopg
+
+        found += [psycopg.OperationalError, psycopg.InterfaceError]  # PoolTimeout is one too
+    return tuple(found)
+
+
+def store_lost(exc: BaseException) -> bool:
+    """A checkpointed run's error outside every node (node errors are NodeErrors by then) that
+    says its checkpoint store went away: a lost connection or pool, not a bug."""
+    return isinstance(exc, _store_errors())
 
 
 def _limit(workflow: CompiledWorkflow, asked: float | None) -> float | None:
@@ -77,20 +100,35 @@ async def run_workflow(
     thread_id: str | None = None,
 ) -> RunOutcome:
     """Run from `values` (the initial state) to the end, within the spec's and the caller's
-    timeouts. Never raises for a failing run: the outcome says what happened.
+    timeouts. Never raises for a failing run: the outcome says what happened. Its log lines
+    carry `ctx.labels`; when tracing, it is one span continuing `ctx.trace_parent`.
 
     Args:
         checkpointer: a LangGraph checkpoint saver; with it, every superstep is saved under
             `thread_id`, and a run whose thread already has a checkpoint resumes from it (a node
             whose result was saved is not run again).
     """
+    with telemetry.run_scope(workflow.spec.name, ctx.labels, ctx.trace_parent) as span:
+        outcome = await _run(workflow, values, ctx, timeout_seconds, checkpointer, thread_id)
+        telemetry.run_ended(span, outcome.status, outcome.error)
+        return outcome
+
+
+async def _run(
+    workflow: CompiledWorkflow,
+    values: Mapping[str, Any],
+    ctx: RunContext,
+    timeout_seconds: float | None,
+    checkpointer: Any,
+    thread_id: str | None,
+) -> RunOutcome:
     ctx.max_steps = workflow.max_steps
     ctx.initial = dict(values)
     # Nothing to redact for an observer that drops every event (in-process runs, benchmarks).
     if not isinstance(ctx.observer, RedactingObserver | NullObserver):
         ctx.observer = RedactingObserver(ctx.observer, ctx.redactor)
     limit = _limit(workflow, timeout_seconds)
-    status, error = SUCCEEDED, None
+    status, error, interrupted = SUCCEEDED, None, False
     graph, config, inputs, state = workflow.graph, cast(Any, {}), None, initial_state(values)
     start = ctx.clock()
     # The timeout counts from here, when the run was taken up: imports and the checkpoint lookup
@@ -115,7 +153,7 @@ async def run_workflow(
         error = _error(
             "timeout", f"The run took longer than its {limit:g} s limit and was stopped."
         )
-    except asyncio.CancelledError:
+    except (asyncio.CancelledError, RunStopped):
         status = CANCELLED
         error = _error("cancelled", "The run was cancelled.")
     except NodeError as exc:
@@ -126,6 +164,7 @@ async def run_workflow(
         status, error = FAILED, _error(ResourceLimit.code, _resource_message(exc))
     except Exception as exc:  # a failure outside any node (a LangGraph error): still an outcome
         status, error = FAILED, _error("internal_error", f"{type(exc).__name__}: {exc}")
+        interrupted = checkpointer is not None and store_lost(exc)
     finally:
         await ctx.aclose()  # pools and clients (kept for the next run on the runtime loop)
     final = bounded_final_state(state, ctx.limits.max_final_state_bytes)
@@ -134,7 +173,8 @@ async def run_workflow(
     # Node updates were redacted as they were made; the initial state and errors raised outside
     # any node (a LangGraph failure quoting a value) are redacted here.
     redact = ctx.redactor.value
-    return RunOutcome(status, redact(final.values), redact(error), round(ctx.clock() - start, 6))
+    took = round(ctx.clock() - start, 6)
+    return RunOutcome(status, redact(final.values), redact(error), took, interrupted)
 
 
 def _resource_message(exc: BaseException) -> str:

@@ -1,6 +1,8 @@
 """A TCP proxy in front of a real service (PostgreSQL, Redis) that a test can cut and restore:
 `cut()` drops every open connection and refuses new ones, as a network partition or a restart
-would; `restore()` lets connections through again."""
+would; `stall()` keeps accepting connections and reading what is sent but passes nothing on
+either way (a hung server, a black-holed network); `restore()` lets everything through again
+(what a stall held back, too)."""
 
 import contextlib
 import socket
@@ -17,6 +19,8 @@ class Proxy:
         self._open: set[socket.socket] = set()
         self._up = threading.Event()
         self._up.set()
+        self._flowing = threading.Event()
+        self._flowing.set()
         self._closed = False
         threading.Thread(target=self._accept, daemon=True, name="proxy-accept").start()
 
@@ -35,12 +39,17 @@ class Proxy:
                 _shut(sock)
             self._open.clear()
 
+    def stall(self) -> None:
+        self._flowing.clear()
+
     def restore(self) -> None:
         self._up.set()
+        self._flowing.set()
 
     def close(self) -> None:
         self._closed = True
         self.cut()
+        self._flowing.set()  # stalled pipes see their sockets closed and end
         self._server.close()
 
     def _accept(self) -> None:
@@ -66,6 +75,7 @@ class Proxy:
     def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
         try:
             while chunk := source.recv(65536):
+                self._flowing.wait()
                 sink.sendall(chunk)
         except OSError:
             pass

@@ -92,7 +92,7 @@ class Stack:
             "--log-level",
             "warning",
         )
-        wait_for(lambda: self._answers(), 30, "the web server")
+        wait_for(lambda: self._answers(), 90, "the web server")  # a loaded machine
 
     def _answers(self) -> bool:
         try:

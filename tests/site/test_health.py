@@ -1,11 +1,14 @@
 import os
 import socket
+import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx2
 import pytest
 from django.test import override_settings
 
+from tests.proxy import Proxy
 from tests.stack import Stack
 
 pytestmark = pytest.mark.django_db
@@ -42,15 +45,39 @@ DEAD_REDIS = {
 }
 
 
-def test_a_dead_redis_makes_health_and_ready_answer_503(api) -> None:
+def test_a_dead_redis_leaves_the_web_process_ready_and_says_it_is_degraded(api) -> None:
     with override_settings(REDIS_URL="redis://127.0.0.1:1/0", CACHES=DEAD_REDIS):
         health = api.get("/health")
         ready = api.get("/health/ready")
-    assert health.status_code == 503
-    assert health.json()["status"] == "down"
+    assert health.status_code == 200  # the API still answers: not taken out of the balancer
+    assert health.json()["status"] == "degraded"
     assert health.json()["dependencies"]["redis"]["status"] == "down"
     assert "Connection" in health.json()["dependencies"]["redis"]["error"]
-    assert ready.status_code == 503
+    assert ready.status_code == 200
+    assert ready.json()["status"] == "degraded"
+
+
+def test_a_stalled_redis_is_reported_down_within_the_probes_own_time(
+    api, requires_redis: str
+) -> None:
+    """A Redis that accepts connections and never answers: /health does not wait for it."""
+    target = urlsplit(requires_redis)
+    with Proxy(target.hostname or "127.0.0.1", target.port or 6379) as proxy:
+        stalled = {
+            "default": {**DEAD_REDIS["default"], "LOCATION": f"redis://127.0.0.1:{proxy.port}/0"}
+        }
+        stalled["default"]["OPTIONS"] = {"SOCKET_CONNECT_TIMEOUT": 1, "SOCKET_TIMEOUT": 1}
+        with override_settings(REDIS_URL=stalled["default"]["LOCATION"], CACHES=stalled):
+            assert api.get("/health").json()["dependencies"]["redis"]["status"] == "ok"
+            proxy.stall()
+            start = time.monotonic()
+            health = api.get("/health")
+            took = time.monotonic() - start
+    assert health.status_code == 200
+    redis = health.json()["dependencies"]["redis"]
+    assert redis["status"] == "down"
+    assert redis["latency_ms"] <= 2000  # the probe's own bound, as it measured it
+    assert took < 10  # (generous: a loaded machine) a stall is not waited out
 
 
 @pytest.mark.slow

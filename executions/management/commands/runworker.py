@@ -8,6 +8,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import connections
 
+from agentflow_site.observability.sampler import sample_every_interval
 from executions.wakeup import listens
 from executions.worker import RunWorker
 
@@ -53,4 +54,6 @@ class Command(BaseCommand):
         )
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: worker.stop.set())
+        sampling = sample_every_interval(worker.stop)  # the admin's health dashboard
         worker.serve()
+        sampling.join(timeout=5)
