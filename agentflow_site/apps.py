@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.conf import settings
 
 
 class AgentflowSiteConfig(AppConfig):
@@ -10,3 +11,9 @@ class AgentflowSiteConfig(AppConfig):
         from agentflow_site.runtime_config import configure_runtime
 
         configure_runtime()
+        from agentflow_site.observability.tracing import setup_tracing
+
+        setup_tracing(settings.AGENTFLOW_TRACING)  # before Django loads its middleware
+        from agentflow_site.observability import metrics
+
+        metrics.configure()

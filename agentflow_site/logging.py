@@ -15,13 +15,14 @@ from typing import Any
 
 import structlog
 
+from runtime import telemetry
 from runtime.grants import Grant, GrantError, parse_grant
 from runtime.redaction import known_secrets
 
 REDACTED = "[redacted]"
-# Keys whose values are credentials, whatever they hold.
+# Keys whose values are credentials, whatever they hold ("tokens", a count of LLM tokens, is not).
 SECRET_FIELD_RE = re.compile(
-    r"(authorization|api[-_]?key|password|passwd|secret|token|cookie|session|dsn|"
+    r"(authorization|api[-_]?key|password|passwd|secret|token(?!s)|cookie|session|dsn|"
     r"connection_string|database_url|redis_url)",
     re.IGNORECASE,
 )
@@ -125,6 +126,31 @@ def scrub_secrets(_logger: Any, _method: str, event: MutableMapping[str, Any]) -
     return _scrub(dict(event), _secret_env_values())
 
 
+def add_trace_ids(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> Any:
+    """A structlog processor: the current span's trace and span ids, when tracing (a line
+    written away from its run's spans names its trace itself, `run_fields`)."""
+    if "trace_id" not in event:
+        ids = telemetry.current_ids()
+        if ids is not None:
+            event["trace_id"], event["span_id"] = ids
+    return event
+
+
+def run_fields(
+    execution_id: str, workflow_id: str | None = None, trace_context: str = ""
+) -> dict[str, str]:
+    """What names a run in a log line, its trace, and the log context of its task:
+    `execution_id`, `workflow_id` (a stored workflow's) and, from the trace context the run
+    carries, `trace_id` (for lines written on a thread where its spans are not current)."""
+    fields = {"execution_id": execution_id}
+    if workflow_id:
+        fields["workflow_id"] = workflow_id
+    trace_id = telemetry.trace_id_of(trace_context)
+    if trace_id:
+        fields["trace_id"] = trace_id
+    return fields
+
+
 def configure_logging(*, level: str, fmt: str) -> dict[str, Any]:
     """Configure structlog and return Django's LOGGING dict (stdlib logs share the pipeline)."""
     pre_chain: list[Any] = [
@@ -133,6 +159,7 @@ def configure_logging(*, level: str, fmt: str) -> dict[str, Any]:
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.stdlib.ExtraAdder(),
+        add_trace_ids,
     ]
     renderer: Any = (
         structlog.processors.JSONRenderer()

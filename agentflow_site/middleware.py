@@ -12,6 +12,7 @@ from agentflow_site.errors import (
     problem,
     server_error_view,
 )
+from agentflow_site.observability.errors import capture_exception
 from agentflow_site.parsers import text_problem
 
 Message = Mapping[str, Any]
@@ -69,6 +70,7 @@ class ProblemErrorsMiddleware:
         if not request.path.startswith(("/api/", "/health")):
             return None  # the admin's own pages keep Django's
         structlog.get_logger(__name__).exception("unhandled_exception", path=request.path)
+        capture_exception(exception)  # answered here, so Django's integration never sees it
         response: HttpResponse = server_error_view(request)
         return response
 
@@ -102,6 +104,9 @@ class BodyLimitMiddleware:
         self.app = app
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -122,6 +127,18 @@ class BodyLimitMiddleware:
         else:
             scope = _with_length(scope, len(body)) if body else scope
             await self.app(scope, _replay(body, receive), send)
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    """Django has no lifespan events: they are answered here. Passed on, Django raised, which
+    uvicorn takes for "unsupported" but error tracking reported at every start."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
 
 
 def _content_length(scope: dict[str, Any]) -> int | None:

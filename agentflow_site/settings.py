@@ -5,6 +5,7 @@ database cache. DATABASE_URL and REDIS_URL move it to PostgreSQL and Redis with 
 """
 
 import dataclasses
+import ipaddress
 import sys
 from pathlib import Path
 from typing import Any, cast
@@ -57,6 +58,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "agentflow_site.observability.middleware.MetricsMiddleware",  # outermost: times everything
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -401,3 +403,65 @@ LOGGING = configure_logging(level=LOG_LEVEL, fmt=LOG_FORMAT)
 AGENTFLOW_VALIDATION_CACHE_SECONDS = _number("AGENTFLOW_VALIDATION_CACHE_SECONDS", 300.0)
 if AGENTFLOW_VALIDATION_CACHE_SECONDS < 0:
     raise ImproperlyConfigured("AGENTFLOW_VALIDATION_CACHE_SECONDS must be 0 or more seconds.")
+
+# --- Error tracking (Sentry; agentflow_site/observability/errors.py): off unless SENTRY_DSN ------
+# Events are scrubbed like the logs; local variables (SENTRY_INCLUDE_LOCALS) and Sentry's own
+# tracing (SENTRY_TRACES_SAMPLE_RATE, unset: off) stay off unless asked for.
+SENTRY_DSN = env.str("SENTRY_DSN", default="")
+SENTRY_ENVIRONMENT = env.str("SENTRY_ENVIRONMENT", default="development" if DEBUG else "production")
+SENTRY_RELEASE = env.str("SENTRY_RELEASE", default=f"agentflow@{__version__}")
+SENTRY_INCLUDE_LOCALS = env.bool("SENTRY_INCLUDE_LOCALS", default=False)
+SENTRY_TRACES_SAMPLE_RATE = _number("SENTRY_TRACES_SAMPLE_RATE", 0.0) or None  # 0: off
+if SENTRY_TRACES_SAMPLE_RATE is not None and not 0 < SENTRY_TRACES_SAMPLE_RATE <= 1:
+    raise ImproperlyConfigured("SENTRY_TRACES_SAMPLE_RATE must be between 0 and 1.")
+if SENTRY_DSN:
+    from agentflow_site.observability.errors import SentryConfig, init_sentry
+
+    init_sentry(
+        SentryConfig(
+            dsn=SENTRY_DSN,
+            environment=SENTRY_ENVIRONMENT,
+            release=SENTRY_RELEASE,
+            traces_sample_rate=SENTRY_TRACES_SAMPLE_RATE,
+            include_local_variables=SENTRY_INCLUDE_LOCALS,
+        )
+    )
+
+# --- Profiling (agentflow_site/observability/profiling.py) ---------------------------------------
+# Runs of these workflows (spec names or wf_ ids; `*` for all) are profiled with pyinstrument,
+# sync and async alike, the HTML kept beside the execution (staff-only, in the admin). Costs the
+# profiled runs some speed; `manage.py profile_run` profiles one run on demand instead.
+AGENTFLOW_PROFILE_EXECUTIONS = frozenset(env.list("AGENTFLOW_PROFILE_EXECUTIONS", default=[]))
+
+# --- Metrics (`/metrics`, agentflow_site/observability/) ----------------------------------------
+# Off: nothing is recorded and /metrics answers 404. A scrape must carry `Authorization: Bearer
+# <AGENTFLOW_METRICS_TOKEN>` or come from AGENTFLOW_METRICS_ALLOWED_NETWORKS (CIDRs, matched
+# against the connecting address); with neither set, only loopback with DEBUG on. Every process
+# of a host keeps its samples in PROMETHEUS_MULTIPROC_DIR (default <AGENTFLOW_DATA_DIR>/metrics).
+AGENTFLOW_METRICS = env.bool("AGENTFLOW_METRICS", default=True)
+AGENTFLOW_METRICS_TOKEN = env.str("AGENTFLOW_METRICS_TOKEN", default="")
+if AGENTFLOW_METRICS_TOKEN and len(AGENTFLOW_METRICS_TOKEN) < 16:
+    raise ImproperlyConfigured("AGENTFLOW_METRICS_TOKEN must be 16 characters or more.")
+AGENTFLOW_METRICS_ALLOWED_NETWORKS = env.list("AGENTFLOW_METRICS_ALLOWED_NETWORKS", default=[])
+for _network in AGENTFLOW_METRICS_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"AGENTFLOW_METRICS_ALLOWED_NETWORKS: {_network!r} is not an address or CIDR network."
+        ) from None
+AGENTFLOW_METRICS_MAX_WORKFLOWS = int(_number("AGENTFLOW_METRICS_MAX_WORKFLOWS", 500))
+# The admin's health dashboard reads snapshots of these metrics kept in the database, one per
+# host every AGENTFLOW_HEALTH_SAMPLE_SECONDS (taken by `runworker`, or `manage.py sample_metrics`).
+AGENTFLOW_HEALTH_SAMPLE_SECONDS = _number("AGENTFLOW_HEALTH_SAMPLE_SECONDS", 15.0)
+if not 1 <= AGENTFLOW_HEALTH_SAMPLE_SECONDS <= 300:
+    raise ImproperlyConfigured("AGENTFLOW_HEALTH_SAMPLE_SECONDS must be between 1 and 300.")
+
+# --- Tracing (OpenTelemetry; agentflow_site/observability/tracing.py) ---------------------------
+# Off unless OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_TRACES_EXPORTER=otlp|console) is set; the SDK
+# reads the other standard OTEL_* variables (service name, sampler, headers). Each process (web,
+# runworker) builds its tracer at start. Prompts and answers stay out of spans unless
+# OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true.
+from agentflow_site.observability.tracing import tracing_config  # noqa: E402
+
+AGENTFLOW_TRACING = tracing_config(environ.Env.ENVIRON)

@@ -1,33 +1,47 @@
 import json
 from typing import Any
 
-from django.contrib import admin
-from django.http import HttpRequest
+from django.contrib import admin, messages
+from django.contrib.admin.utils import quote, unquote
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.shortcuts import get_object_or_404
+from django.template.loader import render_to_string
+from django.urls import URLPattern, path, reverse
+from django.utils.decorators import method_decorator
 from django.utils.html import format_html
+from django.views.decorators.http import require_POST
 
-from executions.models import Execution, NodeRun
+from executions.models import Execution, ExecutionProfile
+from executions.run_view import run_view_build
+from executions.services import ExecutionFinished, execution_cancel
+
+PROFILE_CSP = "sandbox allow-scripts"
+"""pyinstrument's page runs its own script: sandboxed (an origin of its own), it can neither read
+the admin's cookies nor act in the admin's name."""
 
 
 def _pretty(value: Any) -> str:
     return format_html("<pre>{}</pre>", json.dumps(value, indent=2, ensure_ascii=False))
 
 
-class NodeRunInline(admin.TabularInline):
-    model = NodeRun
+class ExecutionProfileInline(admin.TabularInline):
+    """Profiles an operator asked for (observability/profiling.py), each opened on its own."""
+
+    model = ExecutionProfile
     extra = 0
     can_delete = False
-    fields = (
-        "node_id",
-        "node_type",
-        "attempt",
-        "status",
-        "started_at",
-        "duration",
-        "tokens",
-        "cost",
-        "error",
-    )
+    fields = ("created_at", "duration", "profile")
     readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ExecutionProfile]:
+        return super().get_queryset(request).defer("html")
+
+    @admin.display(description="profile")
+    def profile(self, obj: ExecutionProfile) -> str:
+        url = reverse("admin:executions_execution_profile", args=[quote(obj.execution_id), obj.pk])
+        return format_html('<a href="{}" target="_blank" rel="noopener">open</a>', url)
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -51,40 +65,45 @@ class ExecutionAdmin(admin.ModelAdmin):
     list_filter = ("status", "mode", "tenant")
     search_fields = ("id", "workflow_name")
     list_select_related = ("tenant",)
-    inlines = (NodeRunInline,)
-    exclude = ("spec", "initial_state", "final_state", "error")
+    inlines = (ExecutionProfileInline,)
+    # the run view (run_view.html) shows the inputs, output, graph and trace first; these follow
+    fieldsets = (
+        (
+            "Internals",
+            {
+                "classes": ("collapse",),
+                "fields": (
+                    ("id", "tenant"),
+                    "worker",
+                    "heartbeat_at",
+                    "deliveries",
+                    "cancel_requested",
+                    "created_by",
+                    "idempotency_key",
+                    "request_hash",
+                    "spec_digest",
+                    "timeout_seconds",
+                    "trace_context",
+                    "spec_json",
+                ),
+            },
+        ),
+    )
     readonly_fields = (
         "id",
         "tenant",
-        "status",
-        "mode",
-        "workflow_name",
-        "spec_digest",
-        "tokens_used",
-        "cost",
-        "timeout_seconds",
+        "worker",
+        "heartbeat_at",
+        "deliveries",
+        "cancel_requested",
         "created_by",
-        "created_at",
-        "started_at",
-        "finished_at",
-        "execution_time",
-        "error_json",
-        "initial_state_json",
-        "final_state_json",
+        "idempotency_key",
+        "request_hash",
+        "spec_digest",
+        "timeout_seconds",
+        "trace_context",
         "spec_json",
     )
-
-    @admin.display(description="error")
-    def error_json(self, obj: Execution) -> str:
-        return _pretty(obj.error)
-
-    @admin.display(description="initial state")
-    def initial_state_json(self, obj: Execution) -> str:
-        return _pretty(obj.initial_state)
-
-    @admin.display(description="final state")
-    def final_state_json(self, obj: Execution) -> str:
-        return _pretty(obj.final_state)
 
     @admin.display(description="spec")
     def spec_json(self, obj: Execution) -> str:
@@ -95,3 +114,78 @@ class ExecutionAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    def get_urls(self) -> list[URLPattern]:
+        view = self.admin_site.admin_view(self.profile_view)  # staff only, else the login page
+        profile = path(
+            "<str:object_id>/profiles/<int:profile_id>/",
+            view,
+            name="executions_execution_profile",
+        )
+        run = path(
+            "<str:object_id>/run/",
+            self.admin_site.admin_view(self.run_view),
+            name="executions_execution_run",
+        )
+        cancel = path(
+            "<str:object_id>/cancel/",
+            self.admin_site.admin_view(self.cancel_view),
+            name="executions_execution_cancel",
+        )
+        return [profile, run, cancel, *super().get_urls()]
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        found = Execution.objects.filter(pk=unquote(object_id)).first()
+        context = {**(extra_context or {})}
+        if found is not None and self.has_view_permission(request, found):
+            context["run"] = run_view_build(found)
+            context["may_cancel"] = _may_cancel(request)
+        return super().change_view(request, object_id, form_url, context)
+
+    def run_view(self, request: HttpRequest, object_id: str) -> JsonResponse:
+        """The run view's part that changes while a run goes on, for the page to poll."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        run = run_view_build(get_object_or_404(Execution, pk=unquote(object_id)))
+        context = {"run": run, "may_cancel": _may_cancel(request)}
+        html = render_to_string("admin/executions/execution/run_view.html", context, request)
+        response = JsonResponse(
+            {"status": run.execution.status, "active": run.active, "html": html}
+        )
+        response.headers["Cache-Control"] = "private, no-store"
+        return response
+
+    @method_decorator(require_POST)
+    def cancel_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Cancel the run (executions.services.execution_cancel), back on its page."""
+        if not _may_cancel(request):
+            raise PermissionDenied
+        execution = get_object_or_404(Execution, pk=unquote(object_id))
+        try:
+            execution_cancel(execution=execution, actor=f"user:{request.user.get_username()}")
+        except ExecutionFinished as exc:
+            messages.warning(request, str(exc))
+        else:
+            messages.success(request, "Cancel requested: the run stops within a second.")
+        url = reverse("admin:executions_execution_change", args=[quote(execution.pk)])
+        return HttpResponseRedirect(url)
+
+    def profile_view(self, request: HttpRequest, object_id: str, profile_id: int) -> HttpResponse:
+        """The stored pyinstrument page, to staff who may view executions."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        found = get_object_or_404(ExecutionProfile, pk=profile_id, execution_id=unquote(object_id))
+        response = HttpResponse(found.html)
+        response.headers["Content-Security-Policy"] = PROFILE_CSP
+        response.headers["Cache-Control"] = "private, no-store"
+        return response
+
+
+def _may_cancel(request: HttpRequest) -> bool:
+    return bool(request.user.has_perm("executions.change_execution"))

@@ -22,6 +22,7 @@ from rest_framework.views import APIView
 from agentflow_site.auth import Principal, principal_of
 from agentflow_site.bounds import column_max
 from agentflow_site.errors import Conflict, InvalidSpec, RunInterrupted
+from agentflow_site.observability.errors import capture_exception
 from agentflow_site.pagination import NewestFirstCursorPagination
 from agentflow_site.params import query_number, whole_number
 from executions.events import event_stream
@@ -37,6 +38,7 @@ from executions.serializers import (
     StoredExecuteRequestSerializer,
 )
 from executions.services import (
+    ExecutionCrashed,
     ExecutionFinished,
     execution_cancel,
     execution_create,
@@ -170,6 +172,8 @@ def _run(
         ran = execution_run(execution_id=execution.id, validated=validated, claimed=True)
     except Exception as exc:
         logger.exception("sync_run_interrupted", execution_id=execution.id)
+        if not isinstance(exc, ExecutionCrashed):  # a crash is reported as its run's failure
+            capture_exception(exc, execution_id=execution.id)
         raise RunInterrupted(execution.id, _status_if_known(execution.id), _reason(exc)) from exc
     return _answer(ran)
 

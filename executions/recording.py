@@ -15,6 +15,7 @@ from typing import Any
 
 from django.db import transaction
 
+from agentflow_site.observability import metrics
 from executions.models import ExecutionEvent, NodeRun, Status
 from executions.runner import Event, TokenEvent
 from runtime.events import NodeFinished, NodeStarted
@@ -64,6 +65,7 @@ class TraceWriter:
                 new.append(row)
                 events.append(_started(execution_id, event))
             elif isinstance(event, NodeFinished):
+                metrics.node_finished(event)
                 found = self._open.pop(key, None)
                 if found is None:  # started before this writer existed (another process)
                     late.append((execution_id, event))

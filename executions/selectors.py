@@ -4,10 +4,10 @@ from datetime import datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Sum
+from django.db.models import Count, Max, Q, Sum
 from django.utils import timezone
 
-from executions.models import NodeRun
+from executions.models import Execution, NodeRun, Status
 from runtime.budget import DailyLimits, Spend
 from tenants.models import Tenant
 
@@ -80,3 +80,30 @@ def usage_report(tenant: Tenant, days: int) -> dict[str, Any]:
         },
         "daily": daily,
     }
+
+
+def recent_runs(limit: int = 10) -> list[Execution]:
+    """The latest runs of every tenant, newest first (the start page's list)."""
+    runs = Execution.objects.select_related("tenant").order_by("-created_at")
+    return list(runs.only(*RUN_LIST_FIELDS)[:limit])
+
+
+RUN_LIST_FIELDS = ("id", "workflow_name", "status", "created_at", "created_by", "tenant__slug")
+FAILING_SINCE = timedelta(days=7)
+"""A workflow counts as failing when one of its runs created this recently failed."""
+
+
+def failing_workflows(limit: int = 10) -> list[dict[str, Any]]:
+    """Stored workflows with failed runs lately: runs, failures, the last failure; the most
+    recently failed first. Reads through the (status, created_at) index."""
+    failed = Q(status__in=(Status.FAILED, Status.TIMED_OUT))
+    rows = (
+        Execution.objects.filter(created_at__gte=timezone.now() - FAILING_SINCE)
+        .filter(workflow__isnull=False)
+        .values("workflow_id", "workflow__name", "tenant__slug")
+        .annotate(runs=Count("id"), failures=Count("id", filter=failed))
+        .annotate(last_failed=Max("created_at", filter=failed))
+        .filter(failures__gt=0)
+        .order_by("-last_failed")
+    )
+    return [dict(row) for row in rows[:limit]]

@@ -4,7 +4,9 @@ import asyncio
 import os
 import secrets
 import socket
+from collections.abc import Awaitable
 from datetime import date, timedelta
+from functools import partial
 from typing import Any
 
 import structlog
@@ -16,20 +18,36 @@ from django.db.models import DecimalField, F, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
+from agentflow_site.observability import errors as error_tracking
+from agentflow_site.observability import metrics
+from agentflow_site.observability.errors import INTERNAL_RUN_ERRORS
+from agentflow_site.observability.profiling import Profile, profile_wanted, profiled
 from agentflow_site.runtime_config import daily_budget, run_context
 from executions.checkpoints import checkpointer
-from executions.models import DailyUsage, Execution, ExecutionEvent, NodeRun, Status
+from executions.lifecycle import log_ended, log_queued, log_started, run_labels
+from executions.models import (
+    DailyUsage,
+    Execution,
+    ExecutionEvent,
+    ExecutionProfile,
+    NodeRun,
+    Status,
+)
 from executions.recording import TraceWriter, money
-from executions.runner import CallerThread, Event, run_observed
+from executions.runner import Around, CallerThread, Event, run_observed
 from executions.selectors import budget_limits
+from executions.wakeup import notify_workers
+from runtime import telemetry
 from runtime.budget import Budget, DailyLimits, LimitName, Spend
 from runtime.compiler import compile_workflow
 from runtime.context import RunContext
+from runtime.runner import RunOutcome
 from runtime.validation import ValidationResult
 from tenants.models import Tenant
 from tenants.selectors import tenant_grants
 from tenants.services import audit_record
 from workflows.models import Workflow
+from workflows.services import WorkflowInvalid, workflow_validate
 
 logger = structlog.get_logger(__name__)
 
@@ -75,6 +93,7 @@ def execution_create(
         created_by=created_by,
         idempotency_key=idempotency_key,
         request_hash=request_hash,
+        trace_context=telemetry.current_carrier(),  # the worker's spans continue this trace
         **held,
     )
     audit_record(
@@ -89,6 +108,9 @@ def execution_create(
             "mode": mode,
         },
     )
+    metrics.execution_started(execution)
+    if not claim:
+        log_queued(execution)
     return execution
 
 
@@ -108,13 +130,15 @@ HEARTBEAT_EVERY = timedelta(seconds=2)
 def execution_context(execution: Execution, caller: CallerThread) -> RunContext:
     """The RunContext of an execution: its tenant's grants, trusted hosts, daily budget (whose
     database writes `caller` does) and image store."""
-    return run_context(
+    ctx = run_context(
         store_image=_image_store(execution),
         tenant=f"t{execution.tenant_id}",
         budget=_daily_budget(execution.tenant, caller),
         grants=tenant_grants(execution.tenant),
         trusted_hosts=execution.tenant.trusted_hosts,
     )
+    ctx.labels, ctx.trace_parent = run_labels(execution), execution.trace_context
+    return ctx
 
 
 def stale_runs() -> Any:
@@ -170,13 +194,15 @@ def execution_run(
     validated: ValidationResult,
     durable: bool = False,
     claimed: bool = False,
+    profile: bool = False,
 ) -> Execution:
     """Run a queued execution to the end, recording each node attempt as it happens.
 
     A second call for the same execution does nothing: the run is claimed with a conditional
     update, so only one caller (web process or worker) ever runs it. `durable` checkpoints
     every step, so a run taken over after a crash resumes where it was. `claimed`: the caller
-    created it held by this process (`execution_create(claim=True)`).
+    created it held by this process (`execution_create(claim=True)`). `profile`: keep a profile
+    of the run beside it (as AGENTFLOW_PROFILE_EXECUTIONS does for the workflows it names).
     """
     worker = worker_name()
     execution = Execution.objects.select_related("tenant").get(pk=execution_id)
@@ -184,6 +210,7 @@ def execution_run(
     if not claimed and not _claim(execution_id, worker):
         execution.refresh_from_db()
         return execution
+    log_started(execution, worker=worker)
     recorder = _Recorder(execution, worker)
     caller = CallerThread()
     ctx = execution_context(execution, caller)
@@ -198,6 +225,7 @@ def execution_run(
             checkpointer=checkpointer if durable else None,
             thread_id=execution.id,
             caller=caller,
+            around=execution_profiler(execution, caller, asked=profile),
         )
     except asyncio.CancelledError:  # cancelled before the run itself began (while it opened)
         recorder.flush()
@@ -225,6 +253,32 @@ def execution_run(
     )
     execution.refresh_from_db()
     return execution
+
+
+def execution_profiler(
+    execution: Execution, caller: CallerThread, *, asked: bool = False
+) -> Around | None:
+    """What wraps the run to profile it and keep the profile beside the execution (written
+    through `caller`, before the run's end), when the operator asked for one; else None."""
+    if not profile_wanted(
+        workflow_name=execution.workflow_name, workflow_id=execution.workflow_id, asked=asked
+    ):
+        return None
+
+    async def around(work: Awaitable[RunOutcome]) -> RunOutcome:
+        outcome, profile = await profiled(work, f"execution {execution.pk}")
+        await caller.call(
+            lambda: execution_profile_save(execution_id=execution.pk, profile=profile)
+        )
+        return outcome
+
+    return around
+
+
+def execution_profile_save(*, execution_id: str, profile: Profile) -> ExecutionProfile:
+    return ExecutionProfile.objects.create(
+        execution_id=execution_id, html=profile.html, duration=profile.duration
+    )
 
 
 TASK_MARGIN_S = 15
@@ -256,6 +310,8 @@ def _finish(
         )
         if end is not None:
             end.save()
+            metrics.execution_ended(execution, status, final_state, execution_time)
+            log_ended(execution, status, execution_time, error)
 
 
 def ending(
@@ -292,6 +348,7 @@ def ending(
             status=interrupted,
             error={"code": status, "message": f"The run ended ({status}) while this node ran."},
         )
+        execution_failure_report(execution_id=execution_id, error=error)
     end = {
         "status": status,
         "error": error,
@@ -300,6 +357,22 @@ def ending(
         "execution_time": execution_time,
     }
     return ExecutionEvent(execution_id=execution_id, kind="end", data=end)
+
+
+def execution_failure_report(*, execution_id: str, error: dict[str, Any] | None) -> None:
+    """Once the run's end commits, report it to error tracking if it failed through AgentFlow's
+    fault (observability.errors.INTERNAL_RUN_ERRORS); a tenant's own failures are not."""
+    if not error or error.get("code") not in INTERNAL_RUN_ERRORS or not error_tracking.enabled():
+        return
+    transaction.on_commit(partial(_report_failure, execution_id, dict(error)))
+
+
+def _report_failure(execution_id: str, error: dict[str, Any]) -> None:
+    found = Execution.objects.filter(pk=execution_id).values_list("tenant__slug", "workflow_id")
+    tenant, workflow_id = found.first() or ("", None)
+    error_tracking.report_run_failure(
+        execution_id=execution_id, tenant=tenant, workflow_id=workflow_id, error=error
+    )
 
 
 class _Recorder:
@@ -351,6 +424,8 @@ def execution_cancel(*, execution: Execution, actor: str) -> Execution:
         ExecutionEvent.objects.create(
             execution=execution, kind="end", data={"status": Status.CANCELLED, "error": error}
         )
+        metrics.execution_ended(execution, Status.CANCELLED, None, 0)
+        log_ended(execution, Status.CANCELLED, 0, error)
     elif not Execution.objects.filter(pk=execution.pk, status=Status.RUNNING).update(
         cancel_requested=True
     ):
@@ -439,3 +514,43 @@ class DatabaseLedger:
 def _daily_budget(tenant: Tenant, caller: CallerThread) -> Budget:
     database = DatabaseLedger(tenant.pk, caller)
     return daily_budget(budget_limits(tenant), tenant=f"t{tenant.pk}", database=database)
+
+
+def execution_start(
+    *,
+    workflow: Workflow,
+    version: int,
+    initial_state: dict[str, Any],
+    background: bool,
+    created_by: str,
+) -> Execution:
+    """Run version `version` of a stored workflow as its tenant, as the API's execute does:
+    queued for the workers when `background`, else run here to its end (a run that crashed is
+    answered as its recorded failure). Raises WorkflowInvalid when that version no longer
+    validates (a source or grant gone) and Workflow.DoesNotExist when the workflow was deleted.
+    """
+    saved = workflow.versions.get(version=version)
+    validated = workflow_validate(spec=saved.spec, tenant=workflow.tenant)
+    if not validated.valid:
+        raise WorkflowInvalid(validated)
+    with transaction.atomic():
+        Workflow.objects.select_for_update().alive().get(pk=workflow.pk)  # as the API locks it
+        execution = execution_create(
+            tenant=workflow.tenant,
+            validated=validated,
+            mode="async" if background else "sync",
+            initial_state=initial_state,
+            timeout_seconds=None if background else float(settings.AGENTFLOW_SYNC_TIMEOUT),
+            created_by=created_by[:64],
+            workflow=workflow,
+            workflow_version=version,
+            claim=not background,
+        )
+        if background:
+            notify_workers()  # what tasks.enqueue_run does; it imports this module
+    if background:
+        return execution
+    try:
+        return execution_run(execution_id=execution.id, validated=validated, claimed=True)
+    except ExecutionCrashed:
+        return Execution.objects.get(pk=execution.id)

@@ -3,8 +3,11 @@
 A key fixture gives an `IssuedKey`: the stored row and the secret a client sends.
 """
 
+import atexit
 import os
 import secrets
+import shutil
+import tempfile
 from dataclasses import dataclass
 
 import pytest
@@ -16,6 +19,9 @@ from tenants.models import ApiKey, Role, Tenant
 from tenants.services import api_key_create, tenant_create
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+# This test process's metrics samples (and those of the stacks it starts) apart from any other's.
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="agentflow-test-metrics-")
+atexit.register(shutil.rmtree, os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
 SETUP_ACTOR = "test-setup"
 """Who the fixtures' keys are audited as (audit tests leave those events out)."""
 

@@ -9,6 +9,7 @@ from runtime.node_metadata import ImageMetadata
 from runtime.nodes.base import Node, NodeOutput, State
 from runtime.providers.base import GeneratedImage, ImageRequest
 from runtime.strict import IMAGE_QUALITY_ALIASES
+from runtime.telemetry import provider_call
 
 IMAGE_TOKENS = 6_240
 """Output tokens reserved from the daily budget for one image: the most gpt-image-1 bills for
@@ -42,7 +43,10 @@ class ImageNode(Node):
         prompt = text_tokens(request.prompt)
         want = Spend(prompt + IMAGE_TOKENS, ctx.prices.cost(model, prompt, IMAGE_TOKENS))
         async with spending(ctx.budget, self.node_id, want) as meter:
-            answer = await self.adapter(ctx).generate(request)
+            source, redact = self.source(), ctx.redactor.text
+            with provider_call("generate_content", source, request=request, redact=redact) as call:
+                answer = await self.adapter(ctx).generate(request)
+                call.answered(answer.model, answer.usage)
             usage = answer.usage
             cost = ctx.prices.cost(answer.model, usage.prompt_tokens, usage.completion_tokens)
             meter.used = Spend(usage.total_tokens, cost)

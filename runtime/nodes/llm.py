@@ -11,6 +11,7 @@ from runtime.node_metadata import LLMMetadata
 from runtime.nodes.base import Node, NodeOutput, State
 from runtime.providers.base import ChatMessage, ChatRequest, ChatResult
 from runtime.ratelimit import QueueLimits, take
+from runtime.telemetry import provider_call
 
 SAMPLING = ("temperature", "max_tokens", "top_p", "frequency_penalty", "presence_penalty")
 DEFAULT_COMPLETION_TOKENS = 1_000
@@ -76,9 +77,13 @@ class LLMNode(Node):
             await ctx.observer.node_token(self.node_id, delta)
 
         async with spending(ctx.budget, self.node_id, chat_estimate(request, self, ctx)) as meter:
-            answer: ChatResult = await self.adapter(ctx).chat(
-                request, on_token=on_token if self.meta.stream else None
-            )
+            with provider_call(
+                "chat", self.source(), request=request, redact=ctx.redactor.text
+            ) as call:
+                answer: ChatResult = await self.adapter(ctx).chat(
+                    request, on_token=on_token if self.meta.stream else None
+                )
+                call.answered(answer.model, answer.usage, answer.finish_reason, answer.text)
             meter.used = Spend(*chat_cost(answer, ctx))
         return answer
 

@@ -15,6 +15,7 @@ from runtime.nodes.llm import chat_cost, chat_estimate
 from runtime.providers._errors import malformed_error
 from runtime.providers.base import ChatMessage, ChatRequest, check_text
 from runtime.sandbox.expressions import evaluate_rule
+from runtime.telemetry import provider_call
 
 LLM_ROUTER_PROMPT = (
     "Classify the user's message into exactly one of these intents:\n{choices}\n"
@@ -86,7 +87,11 @@ class LLMRouterNode(Node):
             max_tokens=20,
         )
         async with spending(ctx.budget, self.node_id, chat_estimate(request, self, ctx)) as meter:
-            answer = await self.adapter(ctx).chat(request)
+            with provider_call(
+                "chat", self.source(), request=request, redact=ctx.redactor.text
+            ) as call:
+                answer = await self.adapter(ctx).chat(request)
+                call.answered(answer.model, answer.usage, answer.finish_reason, answer.text)
             meter.used = Spend(*chat_cost(answer, ctx))
         tokens, cost = meter.used.tokens, meter.used.cost
         intent = self._pick(answer.text)
@@ -128,7 +133,9 @@ class SemanticRouterNode(Node):
         tokens = text_tokens(*texts)
         want = Spend(tokens, ctx.prices.cost(model, tokens, 0))
         async with spending(ctx.budget, self.node_id, want) as meter:
-            embedded = await adapter.embed(texts)
+            with provider_call("embeddings", self.source()) as call:
+                embedded = await adapter.embed(texts)
+                call.answered(embedded.model, embedded.usage)
             usage = embedded.usage
             cost = ctx.prices.cost(embedded.model, usage.prompt_tokens, 0)
             meter.used = Spend(usage.total_tokens, cost)
