@@ -2,12 +2,16 @@
 
 DATABASE_URL and REDIS_URL default to the local services. Under CI=true a service that does not
 answer fails the run; elsewhere the suite falls back to SQLite / no Redis and says so loudly.
+The browser tests' Chromium is installed when it is missing (scripts/ensure_chromium.py); under
+CI=true one that cannot be installed fails the run.
 """
 
 import os
 import socket
 import sys
 from urllib.parse import urlsplit
+
+from ensure_chromium import ensure_chromium  # beside this script
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/test"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/9"
@@ -36,6 +40,11 @@ def main() -> int:
         return 2
     for item in missing:
         print(f"WARNING: {item} does not answer; running without it.", file=sys.stderr)
+    if ensure_chromium() is None:
+        if ci:
+            print("CI: Chromium is missing: the browser tests cannot run.", file=sys.stderr)
+            return 2
+        print("WARNING: no Chromium; the browser tests will be skipped.", file=sys.stderr)
     args = [
         "pytest",
         "-n",

@@ -3,9 +3,18 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
-from django.http import HttpRequest
+from django.contrib.admin.utils import quote, unquote
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
+from runtime.errors import ErrorType
+from runtime.graph_render import PictureTooLarge
 from workflows.models import Workflow, WorkflowVersion
+from workflows.pictures import MERMAID, picture_html, spec_picture
 from workflows.services import WorkflowInvalid, workflow_create, workflow_update, workflow_validate
 
 
@@ -25,25 +34,58 @@ class WorkflowForm(forms.ModelForm):
         model = Workflow
         fields = ("tenant", "spec")
 
+    preview: Any = None
+    """A spec sent that did not validate, to be drawn beside its errors (None: nothing to draw)."""
+
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         tenant = data.get("tenant") or getattr(self.instance, "tenant", None)
         if tenant is not None and "spec" in data:
-            result = workflow_validate(spec=data["spec"], tenant=tenant)
+            spec = data["spec"]
+            result = workflow_validate(spec=spec, tenant=tenant)
             for error in result.errors:
                 self.add_error("spec", f"{error.path or '/'}: {error.type}: {error.message}")
+            too_large = any(e.type == ErrorType.SPEC_TOO_LARGE for e in result.errors)
+            if result.errors and not too_large and isinstance(spec, dict):
+                self.preview = spec
         return data
+
+
+def _picture(spec: dict[str, Any]) -> SafeString:
+    try:
+        return picture_html(spec)
+    except PictureTooLarge as exc:
+        return format_html("<p>{}</p>", str(exc))
+
+
+def _mermaid(spec: dict[str, Any]) -> SafeString:
+    try:
+        text = spec_picture(spec, MERMAID)
+    except PictureTooLarge:
+        return format_html("")
+    return format_html(
+        '<details class="af-mermaid"><summary>Mermaid text, for docs</summary>'
+        "<pre>{}</pre></details>",
+        text,
+    )
 
 
 class VersionInline(admin.TabularInline):
     model = WorkflowVersion
     extra = 0
     can_delete = False
-    fields = ("version", "created_at", "created_by")
+    fields = ("version", "created_at", "created_by", "picture")
     readonly_fields = fields
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    @admin.display(description="picture")
+    def picture(self, obj: WorkflowVersion) -> str:
+        url = reverse(
+            "admin:workflows_workflow_version", args=[quote(obj.workflow_id), obj.version]
+        )
+        return format_html('<a href="{}">picture and spec of v{}</a>', url, obj.version)
 
 
 @admin.register(Workflow)
@@ -59,6 +101,7 @@ class WorkflowAdmin(admin.ModelAdmin):
     readonly_fields = (
         "id",
         "name",
+        "picture",
         "version",
         "node_count",
         "status",
@@ -71,6 +114,55 @@ class WorkflowAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         return (*self.readonly_fields, "tenant") if obj else self.readonly_fields
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = [f for f in super().get_fields(request, obj) if f != "picture"]
+        return ["picture", *fields] if obj else fields  # the picture first, on a saved one
+
+    @admin.display(description="Graph")
+    def picture(self, obj: Workflow) -> SafeString:
+        return format_html("{}{}", _picture(obj.spec), _mermaid(obj.spec))
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Any = None,
+    ) -> HttpResponse:
+        form = getattr(context.get("adminform"), "form", None)
+        sent = getattr(form, "preview", None)
+        if sent is not None:
+            context["spec_preview"] = _picture(sent)
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def get_urls(self) -> list[URLPattern]:
+        version = path(
+            "<path:object_id>/versions/<int:version>/",
+            self.admin_site.admin_view(self.version_view),
+            name="workflows_workflow_version",
+        )
+        return [version, *super().get_urls()]
+
+    def version_view(self, request: HttpRequest, object_id: str, version: int) -> HttpResponse:
+        """One saved version: its picture and its spec."""
+        workflow = get_object_or_404(Workflow, pk=unquote(object_id))
+        if not self.has_view_or_change_permission(request, workflow):
+            raise Http404
+        saved = get_object_or_404(WorkflowVersion, workflow=workflow, version=version)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "original": workflow,
+            "saved": saved,
+            "title": f"{workflow.name}, version {saved.version}",
+            "picture": _picture(saved.spec),
+            "mermaid": _mermaid(saved.spec),
+            "spec_json": json.dumps(saved.spec, indent=2, ensure_ascii=False),
+        }
+        return TemplateResponse(request, "admin/workflows/workflow/version.html", context)
 
     def save_model(self, request: HttpRequest, obj: Workflow, form: Any, change: bool) -> None:
         actor = f"user:{request.user.get_username()}"

@@ -5,8 +5,15 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
+from django.utils.cache import patch_vary_headers
 from django_filters.rest_framework import DjangoFilterBackend
-from drf_spectacular.utils import OpenApiExample, OpenApiTypes, extend_schema
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    OpenApiTypes,
+    extend_schema,
+)
 from rest_framework import exceptions, status
 from rest_framework.generics import ListAPIView
 from rest_framework.request import Request
@@ -15,15 +22,25 @@ from rest_framework.views import APIView
 
 from agentflow_site.auth import principal_of
 from agentflow_site.errors import Conflict, InvalidSpec
+from agentflow_site.params import query_number
 from agentflow_site.parsers import BodyRefused, Refusal, refusal_in
 from agentflow_site.schema import SPEC_REF
 from runtime.errors import ErrorType, SpecError
+from runtime.graph_render import PictureTooLarge
 from runtime.jsonpos import locate
 from runtime.spec import workflow_spec_json_schema
 from runtime.validation import ValidationResult
 from tenants.models import Role, Tenant
 from workflows.filters import WorkflowFilter
 from workflows.models import Workflow, WorkflowVersion
+from workflows.pictures import (
+    DRAWERS,
+    MermaidRenderer,
+    PictureNegotiation,
+    SvgRenderer,
+    spec_picture,
+)
+from workflows.selectors import workflow_spec_at
 from workflows.serializers import (
     ValidationResultSerializer,
     WorkflowDetailSerializer,
@@ -273,3 +290,144 @@ class WorkflowVersionsApi(ListAPIView[WorkflowVersion]):
     def get_queryset(self) -> QuerySet[WorkflowVersion]:
         workflow = workflow_of(principal_of(self.request).tenant, self.kwargs["workflow_id"])
         return workflow.versions.all()
+
+
+VERSION_MAX = 2**31 - 1
+PICTURE_RESPONSES = {
+    (200, SvgRenderer.media_type): OpenApiResponse(
+        {"type": "string", "description": "an SVG document"},
+        description="the workflow drawn top to bottom: nodes by type, conditions on edges, "
+        "queues, loops with their bound, the start node",
+    ),
+    (200, MermaidRenderer.media_type): OpenApiResponse(
+        {"type": "string", "description": "Mermaid `flowchart TD` text"},
+        description="the same graph as Mermaid text, for docs",
+    ),
+}
+FORMAT_PARAMETER = OpenApiParameter(
+    "format",
+    {"type": "string", "enum": list(DRAWERS)},
+    description="`svg` (the default) or `mermaid`; or ask with `Accept: image/svg+xml` or "
+    "`Accept: text/vnd.mermaid`",
+)
+
+
+def _picture_format(request: Request) -> str:
+    wanted = request.query_params.get("format")
+    if wanted is not None and wanted not in DRAWERS:
+        raise exceptions.ValidationError({"format": [f"One of: {', '.join(DRAWERS)}."]})
+    return str(request.accepted_renderer.format)
+
+
+def _picture(spec: dict[str, Any], fmt: str) -> Response:
+    try:
+        response = Response(spec_picture(spec, fmt))
+    except PictureTooLarge as exc:
+        too_large = SpecError(ErrorType.SPEC_TOO_LARGE, str(exc), "")
+        raise InvalidSpec([dict(too_large.to_dict())]) from exc
+    patch_vary_headers(response, ("Accept",))  # the format may come from it
+    return response
+
+
+class _PictureApi(APIView):
+    renderer_classes = (SvgRenderer, MermaidRenderer)
+    content_negotiation_class = PictureNegotiation
+
+    def options(self, request: Request, *args: Any, **kwargs: Any) -> Response:  # type: ignore[override]
+        response = super().options(request, *args, **kwargs)
+        response.content_type = "application/json"  # the metadata is JSON, not a picture
+        return response
+
+
+class WorkflowGraphApi(_PictureApi):
+    """A stored workflow's picture: SVG (default) or Mermaid text; `?version=` for a saved
+    version. 422 for a workflow too large to draw."""
+
+    problem_statuses = {"get": (422,)}
+
+    @extend_schema(
+        parameters=[
+            FORMAT_PARAMETER,
+            OpenApiParameter(
+                "version",
+                {"type": "integer", "minimum": 1, "maximum": VERSION_MAX},
+                description="draw this saved version (default: the current one)",
+            ),
+        ],
+        responses=PICTURE_RESPONSES,
+        operation_id="workflows_graph",
+        summary="Get a workflow's picture",
+    )
+    def get(self, request: Request, workflow_id: str) -> Response:
+        fmt = _picture_format(request)
+        workflow = workflow_of(principal_of(request).tenant, workflow_id)
+        version = None
+        if "version" in request.query_params:
+            version = query_number(
+                request.query_params, "version", default=1, low=1, high=VERSION_MAX
+            )
+        return _picture(workflow_spec_at(workflow, version), fmt)
+
+
+class WorkflowGraphPreviewApi(_PictureApi):
+    """Draw a spec that is not stored. It is validated as `POST /workflows/validate` does, with
+    the same limits: one that is not valid is a 422 listing every problem."""
+
+    write_role = Role.VIEWER  # a POST, but it changes nothing
+    body_required = ("post",)
+    problem_statuses = {"post": (422,)}
+
+    @extend_schema(
+        parameters=[FORMAT_PARAMETER],
+        request={
+            "application/json": {
+                "anyOf": [
+                    SPEC_REF,
+                    {
+                        "type": "object",
+                        "properties": {"spec": SPEC_REF},
+                        "required": ["spec"],
+                    },
+                ]
+            }
+        },
+        responses=PICTURE_RESPONSES,
+        examples=[OpenApiExample("a spec", value=SPEC_EXAMPLE, request_only=True)],
+        operation_id="workflows_graph_preview",
+        summary="Draw a workflow spec",
+    )
+    def post(self, request: Request) -> Response:
+        fmt = _picture_format(request)
+        return _picture(_valid_spec(request), fmt)
+
+
+def _valid_spec(request: Request) -> dict[str, Any]:
+    """The body's spec (bare or as `{"spec": …}`), validated as /workflows/validate does.
+
+    Raises:
+        InvalidSpec: it is not valid (or too large); every problem, with line and column.
+    """
+    try:
+        raw = request.body
+    except RequestDataTooBig as exc:
+        raise InvalidSpec(_too_large(settings.AGENTFLOW_MAX_SPEC_BYTES)["errors"]) from exc
+    try:
+        body = json.loads(raw)
+    except RecursionError:
+        body = None  # JSON, but nested too deep to parse here: the validator reports it
+    except ValueError as exc:
+        raise exceptions.ParseError(f"The body is not JSON: {exc}") from exc
+    wrapped = isinstance(body, dict) and "spec" in body and "nodes" not in body
+    refusal = refusal_in(body)
+    if refusal is not None and refusal.kind != "depth":
+        raise InvalidSpec(_unstorable(refusal, raw, wrapped)["errors"])
+    tenant = principal_of(request).tenant
+    if wrapped and isinstance(body, dict):
+        result = workflow_validate(spec=body["spec"], tenant=tenant)
+        report = positioned(result, raw, "/spec")
+    else:
+        result = workflow_validate(spec=raw, tenant=tenant)
+        report = result.to_dict()
+    if not result.valid or result.spec is None:
+        raise InvalidSpec(report["errors"])
+    return result.spec.model_dump(mode="json", by_alias=True, exclude_none=True)

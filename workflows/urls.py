@@ -2,6 +2,8 @@ from django.urls import path
 
 from workflows.api import (
     WorkflowDetailApi,
+    WorkflowGraphApi,
+    WorkflowGraphPreviewApi,
     WorkflowListCreateApi,
     WorkflowSpecSchemaApi,
     WorkflowValidateApi,
@@ -11,7 +13,9 @@ from workflows.api import (
 urlpatterns = [
     path("workflows", WorkflowListCreateApi.as_view(), name="workflows"),
     path("workflows/validate", WorkflowValidateApi.as_view(), name="workflow-validate"),
+    path("workflows/graph", WorkflowGraphPreviewApi.as_view(), name="workflow-graph-preview"),
     path("workflows/<wf:workflow_id>", WorkflowDetailApi.as_view(), name="workflow-detail"),
+    path("workflows/<wf:workflow_id>/graph", WorkflowGraphApi.as_view(), name="workflow-graph"),
     path(
         "workflows/<wf:workflow_id>/versions",
         WorkflowVersionsApi.as_view(),

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.contrib.admin.utils import quote
 from django.test import override_settings
 
 from runtime.providers.preload import preload
@@ -243,7 +244,7 @@ def test_a_failed_input_check_keeps_the_trace(executor_key) -> None:
 def test_the_admin_shows_an_execution_with_its_trace(executor_key, admin_client) -> None:
     state = {"user_input": "I want a refund", "metadata": {}}
     body = execute(executor_key, example("rules-triage"), state).json()
-    page = admin_client.get(f"/admin/executions/execution/{body['execution_id']}/change/")
+    page = admin_client.get(f"/admin/executions/execution/{quote(body['execution_id'])}/change/")
     assert page.status_code == 200
     html = page.content.decode()
     assert "billing" in html and "triage" in html and "BILLING: I want a refund" in html

@@ -1,6 +1,7 @@
 import json
 
 import pytest
+from django.contrib.admin.utils import quote
 
 from workflows.models import Workflow
 from workflows.services import workflow_create
@@ -19,7 +20,7 @@ SPEC = {
 
 def test_the_admin_shows_the_spec_as_formatted_json_and_the_versions(admin_client, tenant) -> None:
     workflow = workflow_create(tenant=tenant, spec=SPEC, actor="key:abc")
-    response = admin_client.get(f"/admin/workflows/workflow/{workflow.id}/change/")
+    response = admin_client.get(f"/admin/workflows/workflow/{quote(workflow.id)}/change/")
     assert response.status_code == 200, response.headers.get("Location")
     page = response.content.decode()
     assert "&quot;start_node&quot;: &quot;input&quot;,\n" in page  # indented, one key a line
@@ -28,7 +29,7 @@ def test_the_admin_shows_the_spec_as_formatted_json_and_the_versions(admin_clien
 
 def test_saving_in_the_admin_validates_and_keeps_a_version(admin_client, tenant) -> None:
     workflow = workflow_create(tenant=tenant, spec=SPEC, actor="key:abc")
-    url = f"/admin/workflows/workflow/{workflow.id}/change/"
+    url = f"/admin/workflows/workflow/{quote(workflow.id)}/change/"
     broken = {**SPEC, "start_node": "nope"}
     page = admin_client.post(
         url,
