@@ -15,12 +15,16 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
 from executions.models import FINISHED, Execution, ExecutionEvent, NodeRun, Status
+from executions.trace import loop_passes
 from runtime.graph_render import PictureTooLarge, diagram_of, render_svg
 from workflows.pictures import picture_limits
 
 NOT_RUN = "not-run"
 SKIPPED = "skipped"
-INPUT_NOT_RECORDED = "Not recorded: the trace keeps an attempt's output and error, not its input."
+INPUT_NOT_RECORDED = (
+    "Not recorded: LLM (and LLM router), db, http and image nodes record what they were given "
+    "when an attempt ends; other nodes read the state."
+)
 INPUT_KEYS = ("input", "prompt", "rendered_prompt", "query", "request")
 """Keys of an attempt's details that hold what it was given, when a node records it."""
 MAX_ATTEMPTS_SHOWN = 500
@@ -146,7 +150,7 @@ def node_states(
     for node_id, runs in by_node.items():
         state = runs[-1].status if runs[-1].status in Status.values else Status.FAILED
         retries = sum(1 for r in runs if r.attempt > 1)
-        passes = sum(1 for r in runs if r.attempt == 1) or 1
+        passes = loop_passes(runs)[-1]
         bound = _single(bounds.get(node_id))
         states[node_id] = NodeState(str(state), retries, passes, bound)
     return states
@@ -216,12 +220,8 @@ def _picture(spec: Mapping[str, Any], states: Mapping[str, NodeState]) -> SafeSt
 def _attempts(execution: Execution, rows: Sequence[NodeRun]) -> list[Attempt]:
     base = execution.started_at or (rows[0].started_at if rows else execution.created_at)
     span = max([_ms(r.started_at, base) + _duration_ms(r) for r in rows] or [1]) or 1
-    passes: dict[str, int] = {}
-    numbers = []
-    for row in rows:
-        if row.attempt == 1 or row.node_id not in passes:
-            passes[row.node_id] = passes.get(row.node_id, 0) + 1
-        numbers.append(passes[row.node_id])
+    numbers = loop_passes(rows)
+    passes = dict(zip((row.node_id for row in rows), numbers, strict=True))  # each node's last
     return [
         replace(
             _attempt(row, number, _ms(row.started_at, base), _duration_ms(row), span),
@@ -246,8 +246,20 @@ def _attempt(row: NodeRun, number: int, offset: int, duration: int, span: int) -
         bar_width=max(round(100 * duration / span, 2), 0.5),
         output=None if row.output is None else pretty(row.output),
         error=None if row.error is None else pretty(row.error),
-        given=pretty(given) if given else None,
+        given=_given(given) if given else None,
         details=pretty(rest) if rest else None,
+    )
+
+
+def _given(given: Mapping[str, Any]) -> str:
+    """What an attempt was given, readable: a prompt's messages as text, one after another."""
+    recorded = given["input"] if set(given) == {"input"} else given
+    messages = recorded.get("messages") if isinstance(recorded, Mapping) else None
+    if not isinstance(messages, list):
+        return pretty(recorded)
+    return "\n\n".join(
+        f"[{m.get('role')}]\n{m.get('content')}" if isinstance(m, Mapping) else pretty(m)
+        for m in messages
     )
 
 

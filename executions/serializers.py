@@ -1,11 +1,13 @@
 from typing import Any
 
 from django.conf import settings
+from django.db.models import Manager
 from rest_framework import serializers
 
 from agentflow_site.bounds import column_max
 from agentflow_site.schema import WorkflowSpecField
 from executions.models import Execution, NodeRun
+from executions.trace import loop_passes
 from workflows.models import WorkflowVersion
 
 
@@ -62,15 +64,31 @@ class ExecuteAcceptedSerializer(serializers.Serializer[dict[str, Any]]):
     location = serializers.CharField(help_text="/api/v1/executions/{execution_id}")
 
 
+class NodeRunListSerializer(serializers.ListSerializer[NodeRun]):
+    """A run's node attempts in the order they started, each told its loop pass."""
+
+    def to_representation(self, data: Any) -> list[Any]:
+        rows = list(data.all() if isinstance(data, Manager) else data)
+        for row, number in zip(rows, loop_passes(rows), strict=True):
+            row.loop_pass = number
+        return super().to_representation(rows)
+
+
 class NodeRunSerializer(serializers.ModelSerializer[NodeRun]):
     cost = serializers.FloatField()
+    loop_pass = serializers.IntegerField(
+        read_only=True,
+        help_text="which pass of a loop this attempt belongs to (1, 2, …); its retries share it",
+    )
 
     class Meta:
         model = NodeRun
+        list_serializer_class = NodeRunListSerializer
         fields = (
             "node_id",
             "node_type",
             "attempt",
+            "loop_pass",
             "status",
             "started_at",
             "duration",

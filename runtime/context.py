@@ -132,6 +132,8 @@ class RunContext:
     """Bytes written to the state so far (the initial state and every node's update)."""
     rate_waits: dict[str, float] = field(default_factory=dict, repr=False)
     """Seconds each node's queue gate waited before it ran; the node's trace takes them."""
+    inputs: dict[str, Any] = field(default_factory=dict, repr=False)
+    """What each running node attempt was given (`note_input`); its trace takes it."""
     _adapters: dict[str, Any] = field(default_factory=dict, repr=False)
     _owned: list[Any] = field(default_factory=list, repr=False)
     """Adapters this run built and closes at its end."""
@@ -150,6 +152,10 @@ class RunContext:
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.limits.max_parallel_nodes)
         return self._slots
+
+    def note_input(self, node_id: str, given: Any) -> None:
+        """Keep what `node_id`'s current attempt was given, for its trace (redacted there)."""
+        self.inputs[node_id] = given
 
     def count_step(self, node_id: str) -> None:
         self.steps += 1

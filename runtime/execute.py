@@ -13,6 +13,7 @@ from runtime import telemetry
 from runtime.context import RunContext
 from runtime.errors import InvalidRequest, NodeError, NodeTimeout, ResourceLimit
 from runtime.events import NodeFinished, NodeStarted
+from runtime.node_input import recorded_input
 from runtime.nodes.base import Node, NodeOutput, State
 from runtime.policies import NO_RETRY, RetryPolicy, retrying
 from runtime.sandbox.limits import evaluation_deadline
@@ -73,6 +74,7 @@ async def _attempt_in(
 ) -> dict[str, Any]:
     started_at, start = ctx.now(), ctx.clock()
     gate_wait = ctx.rate_waits.pop(node.node_id, None)
+    ctx.inputs.pop(node.node_id, None)  # an earlier attempt's input is not this one's
     await ctx.observer.node_started(NodeStarted(node.node_id, node_type, attempt, started_at))
     limit = node.meta.timeout_seconds
     try:
@@ -100,7 +102,7 @@ async def _attempt_in(
                 ctx.clock() - start,
                 "failed",
                 error={"code": error.code, "message": error.message},
-                details=_rate_wait({}, gate_wait),
+                details=_with_input(_rate_wait({}, gate_wait), node, ctx),
             ),
         )
         raise error from exc
@@ -117,7 +119,7 @@ async def _attempt_in(
             output=output.result,
             tokens=output.tokens,
             cost=output.cost,
-            details=_rate_wait(output.details, gate_wait),
+            details=_with_input(_rate_wait(output.details, gate_wait), node, ctx),
         ),
     )
     return update
@@ -146,6 +148,15 @@ def _rate_wait(details: Mapping[str, Any], gate_wait: float | None) -> dict[str,
     if waits:
         merged["rate_wait_seconds"] = round(sum(waits), 6)
     return merged
+
+
+def _with_input(details: dict[str, Any], node: Node, ctx: RunContext) -> dict[str, Any]:
+    """The details with what the attempt was given, when its node noted it: redacted (the
+    credentials it read are known by now) and bounded."""
+    if node.node_id not in ctx.inputs:
+        return details
+    given = ctx.inputs.pop(node.node_id)
+    return details | {"input": recorded_input(given, ctx.redactor.value)}
 
 
 def _as_node_error(node: Node, exc: Exception, *, expired: bool, limit: float | None) -> NodeError:

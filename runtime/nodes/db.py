@@ -31,6 +31,7 @@ class DBNode(Node):
             offset=((self.meta.page or 1) - 1) * size,
             timeout_ms=self.meta.timeout_ms,
         )
+        ctx.note_input(self.node_id, {"query": query.sql, "params": query.params})
         rows = await self.adapter(ctx).select(query)
         return NodeOutput(result=rows.as_result(), details={"row_count": len(rows.rows)})
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, overload
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from pydantic import JsonValue
 
@@ -32,6 +32,7 @@ class HTTPNode(Node):
     async def run(self, state: State, ctx: RunContext) -> NodeOutput:
         source: HTTPSource = self.adapter(ctx)
         path, query, headers, body = await self.evaluate(lambda: self._request(state))
+        ctx.note_input(self.node_id, _given(self.meta.method, source, path, query, body))
         response = await source.request(
             self.meta.method,
             path,
@@ -99,6 +100,15 @@ class HTTPNode(Node):
             retryable=True,
             retry_after=retry_after_seconds(response.headers),
         )
+
+
+def _given(
+    method: str, source: HTTPSource, path: str, query: Mapping[str, str], body: JsonValue
+) -> dict[str, Any]:
+    """What the trace keeps of a request: its method, URL and body; never its headers, which
+    may carry credentials."""
+    url = source.url(path) + (f"?{urlencode(query)}" if query else "")
+    return {"method": method, "url": url} | ({"body": body} if body is not None else {})
 
 
 def _quoted(value: Any) -> Any:

@@ -40,6 +40,7 @@ class ImageNode(Node):
             quality=_quality(model, self.meta.quality or config.get("quality")),
             style=self.meta.style or config.get("style"),
         )
+        ctx.note_input(self.node_id, {"prompt": request.prompt})
         prompt = text_tokens(request.prompt)
         want = Spend(prompt + IMAGE_TOKENS, ctx.prices.cost(model, prompt, IMAGE_TOKENS))
         async with spending(ctx.budget, self.node_id, want) as meter:

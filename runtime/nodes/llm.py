@@ -7,6 +7,7 @@ from typing import Any
 from runtime.budget import Spend, spending, text_tokens
 from runtime.context import RunContext
 from runtime.errors import NodeError
+from runtime.node_input import chat_input
 from runtime.node_metadata import LLMMetadata
 from runtime.nodes.base import Node, NodeOutput, State
 from runtime.providers.base import ChatMessage, ChatRequest, ChatResult
@@ -50,6 +51,7 @@ class LLMNode(Node):
 
     async def run(self, state: State, ctx: RunContext) -> NodeOutput:
         messages = await self.evaluate(lambda: self._messages(state))
+        ctx.note_input(self.node_id, chat_input(messages))
         request = ChatRequest(
             messages=tuple(messages),
             response_format=self.meta.response_format,

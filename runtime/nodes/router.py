@@ -9,6 +9,7 @@ from functools import lru_cache
 
 from runtime.budget import Spend, spending, text_tokens
 from runtime.context import RunContext
+from runtime.node_input import chat_input
 from runtime.node_metadata import KeywordRouter, LLMRouter, RulesRouter, SemanticRouter
 from runtime.nodes.base import Node, NodeOutput, State
 from runtime.nodes.llm import chat_cost, chat_estimate
@@ -86,6 +87,7 @@ class LLMRouterNode(Node):
             temperature=0,
             max_tokens=20,
         )
+        ctx.note_input(self.node_id, chat_input(request.messages))
         async with spending(ctx.budget, self.node_id, chat_estimate(request, self, ctx)) as meter:
             with provider_call(
                 "chat", self.source(), request=request, redact=ctx.redactor.text

@@ -17,7 +17,7 @@ from tenants.services import tenant_create
 from tests.browser.conftest import TIMEOUT_MS, BrowserPage, Staff
 from tests.conftest import client_for, issue_key
 from tests.executions.test_run_view import add_run, example, looped_run
-from tests.observability.runs import provider_ready, queue_stored_run, running_worker
+from tests.observability.runs import PROMPT_CANARY, provider_ready, queue_stored_run, running_worker
 
 try:
     from playwright.sync_api import expect
@@ -75,6 +75,9 @@ def test_a_finished_run_shows_green_and_red_nodes_and_a_failed_nodes_error(
     page.locator('li.af-attempt[data-node-id="publish"] summary').click()
     expect(error).to_be_visible()
     expect(error).to_contain_text("publish broke: <b>no text</b>")
+    retry = page.locator('li.af-attempt[data-node-id="draft"]').nth(2)
+    retry.locator("summary").click()
+    expect(retry.locator("pre.af-given")).to_have_text("[user]\nImprove this text: draft one")
     expect(page.get_by_text("Internals")).to_be_visible()
     expect(page.get_by_text("host-7:4242")).to_be_hidden()  # collapsed
     browser_page.screenshot("run-view")
@@ -168,6 +171,10 @@ def test_a_real_run_turns_its_nodes_green_as_a_worker_runs_it(
         expect(page.locator(".af-run-head .af-status")).to_have_text("Succeeded", timeout=30_000)
     assert fill_of(browser_page, "draft") == fill_of(browser_page, "polish") == GREEN
     expect(page.locator('li.af-attempt[data-node-id="polish"]')).to_contain_text("tokens")
+    given = page.locator('li.af-attempt[data-node-id="polish"] pre.af-given')
+    expect(given).to_be_hidden()
+    page.locator('li.af-attempt[data-node-id="polish"] summary').click()
+    expect(given).to_have_text(f"[user]\n{PROMPT_CANARY}: hello")  # the prompt it was sent
     browser_page.screenshot("succeeded")
     assert browser_page.errors == []
     assert browser_page.foreign_requests() == []

@@ -1,6 +1,8 @@
 """Running workflows through the API as a user would, against local provider servers."""
 
 import json
+import re
+import secrets
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -8,6 +10,7 @@ from typing import Any
 import pytest
 from django.contrib.admin.utils import quote
 from django.test import override_settings
+from django.utils.html import escape
 
 from runtime.providers.preload import preload
 from tests.conftest import IssuedKey, client_for
@@ -180,6 +183,12 @@ def test_a_provider_429_fails_the_node_with_a_clear_error(providers, executor_ke
     assert body["error"]["node_id"] == "writer"
     assert "429" in body["error"]["message"]
     assert "sk-test-openai" not in json.dumps(body)
+    writer = [
+        n for n in trace(executor_key, body["execution_id"])["nodes"] if n["node_id"] == "writer"
+    ]
+    assert writer[-1]["status"] == "failed"
+    prompt = writer[-1]["details"]["input"]["messages"][-1]  # a failed attempt keeps its input
+    assert prompt == {"role": "user", "content": "Answer the customer: Hello"}
 
 
 def test_a_missing_credential_names_the_variable(providers, executor_key, monkeypatch) -> None:
@@ -295,3 +304,70 @@ def test_a_node_the_runs_timeout_interrupts_ends_in_the_trace_too(providers, exe
     nodes = {n["node_id"]: n for n in trace(executor_key, body["execution_id"])["nodes"]}
     assert nodes["ask"]["status"] == "timed_out"  # not `running` for ever
     assert nodes["ask"]["error"]["code"] == "timed_out"
+
+
+def test_the_trace_tells_the_draft_loops_passes_apart(providers, executor_key) -> None:
+    openai_server, _ = providers
+    for text in (None, "revise", None, "done"):  # draft, critic, draft, critic
+        openai_server.script(**({"text": text} if text else {}))
+    body = execute(executor_key, example("draft-loop"), {"user_input": "teh cat"}).json()
+    assert body["status"] == "success", body
+    nodes = trace(executor_key, body["execution_id"])["nodes"]
+    assert [(n["node_id"], n["attempt"], n["loop_pass"]) for n in nodes] == [
+        ("input", 1, 1),
+        ("draft", 1, 1),
+        ("critic", 1, 1),
+        ("draft", 1, 2),
+        ("critic", 1, 2),
+        ("publish", 1, 1),
+    ]
+
+
+def test_each_llm_attempt_records_its_rendered_prompt_redacted(
+    providers, executor_key, admin_client, monkeypatch
+) -> None:
+    openai_server, _ = providers
+    canary = f"sk-canary-{secrets.token_hex(8)}"
+    monkeypatch.setenv("OPENAI_API_KEY", canary)
+    for text in (None, "revise", None, "done"):
+        openai_server.script(**({"text": text} if text else {}))
+    state = {"user_input": f"teh cat (my key is {canary})"}
+    body = execute(executor_key, example("draft-loop"), state).json()
+    assert body["status"] == "success", body
+    run = trace(executor_key, body["execution_id"])
+    drafts = [n["details"]["input"] for n in run["nodes"] if n["node_id"] == "draft"]
+    first = "Improve this text: teh cat (my key is [redacted:OPENAI_API_KEY])"
+    assert drafts[0] == {"messages": [{"role": "user", "content": first}]}
+    assert drafts[1]["messages"][0]["content"] == f"Improve this text: echo: {first}"
+    critic = next(n for n in run["nodes"] if n["node_id"] == "critic")["details"]["input"]
+    assert [m["role"] for m in critic["messages"]] == ["system", "user"]
+    assert "- revise: the text needs another pass" in critic["messages"][0]["content"]
+    assert critic["messages"][1]["content"] == f"echo: {first}"
+    assert run["initial_state"] == state  # what the caller sent, as sent
+    assert canary not in json.dumps({**run, "initial_state": None})
+    page = admin_client.get(f"/admin/executions/execution/{quote(body['execution_id'])}/change/")
+    given = re.findall(r'<pre class="af-given">(.*?)</pre>', page.content.decode(), re.S)
+    assert len(given) == 4  # the drafts and the critics; the input and publish read the state
+    assert given[0] == f"[user]\n{escape(first)}"
+    assert given[1].startswith("[system]\n") and f"[user]\necho: {escape(first)}" in given[1]
+    assert not [text for text in given if canary in text]
+
+
+def test_a_db_attempt_records_its_query_and_bound_parameters(
+    executor_key: IssuedKey, settings, tmp_path
+) -> None:
+    from tenants.management.commands.demo_catalogue import write_catalogue
+
+    settings.AGENTFLOW_SQLITE_ROOT = tmp_path
+    write_catalogue(tmp_path / f"t{executor_key.row.tenant_id}" / "demo.sqlite3")
+    spec = example("offline-demo")
+    sql = "SELECT name FROM products WHERE name <> :skip ORDER BY name"
+    spec["nodes"][2]["metadata"] |= {"query": sql, "params": {"skip": "{{ user_input }}"}}
+    body = execute(executor_key, spec, {"user_input": "any prices?"}).json()
+    assert body["status"] == "success", body
+    nodes = {n["node_id"]: n for n in trace(executor_key, body["execution_id"])["nodes"]}
+    assert nodes["catalogue"]["details"]["input"] == {
+        "query": sql,
+        "params": {"skip": "any prices?"},
+    }
+    assert "input" not in nodes["router"]["details"]  # a keyword router reads the state

@@ -218,3 +218,19 @@ def test_a_deleted_workflows_runs_stay_in_the_history(developer_key: IssuedKey) 
     assert ids(client.get(URL).json()) == [execution]
     assert ids(client.get(URL, {"workflow": workflow}).json()) == [execution]
     assert client.get(f"{URL}/{execution}").json()["workflow"] == workflow
+
+
+def test_the_trace_keeps_a_retry_in_the_loop_pass_it_retries(viewer_key: IssuedKey) -> None:
+    from tests.executions.test_run_view import looped_run
+
+    execution = looped_run(viewer_key.row.tenant)
+    body = client_for(viewer_key).get(f"{URL}/{execution.id}").json()
+    assert [(n["node_id"], n["attempt"], n["loop_pass"]) for n in body["nodes"]] == [
+        ("input", 1, 1),
+        ("draft", 1, 1),
+        ("critic", 1, 1),
+        ("draft", 1, 2),
+        ("draft", 2, 2),
+        ("critic", 1, 2),
+        ("publish", 1, 1),
+    ]

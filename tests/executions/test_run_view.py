@@ -30,6 +30,10 @@ def example(name: str) -> dict[str, Any]:
     return spec
 
 
+SECOND_PROMPT = {"messages": [{"role": "user", "content": "Improve this text: draft one"}]}
+"""What the draft's second pass was given, as its retry recorded it."""
+
+
 def add_run(execution: Execution, node_id: str, at_ms: int, **fields: Any) -> NodeRun:
     assert execution.started_at is not None
     started = execution.started_at + timedelta(milliseconds=at_ms)
@@ -69,7 +73,7 @@ def looped_run(tenant: Tenant, status: str = Status.FAILED, **fields: Any) -> Ex
         1500,
         attempt=2,
         output="draft two",
-        details={"model": "gpt-4o-mini", "rate_wait_seconds": 0.75},
+        details={"model": "gpt-4o-mini", "rate_wait_seconds": 0.75, "input": SECOND_PROMPT},
     )
     add_run(execution, "critic", 2000, output="done")
     add_run(
@@ -128,14 +132,15 @@ def test_the_timeline_tells_loop_passes_apart_in_milliseconds(
 
 
 @pytest.mark.django_db
-def test_an_attempt_opens_to_its_output_and_error_and_says_its_input_is_not_recorded(
+def test_an_attempt_opens_to_its_input_output_and_error_or_says_its_input_is_not_recorded(
     admin_client: Client, tenant: Tenant
 ) -> None:
     html = page_of(admin_client, looped_run(tenant))
     assert "publish broke: &lt;b&gt;no text&lt;/b&gt;" in html  # escaped, not markup
     assert "<b>no text</b>" not in html
     assert '<pre class="af-output">&quot;draft two&quot;</pre>' in html
-    assert html.count(escape(INPUT_NOT_RECORDED)) == 7
+    assert html.count(escape(INPUT_NOT_RECORDED)) == 6
+    assert '<pre class="af-given">[user]\nImprove this text: draft one</pre>' in html
     assert "&quot;model&quot;: &quot;gpt-4o-mini&quot;" in html
 
 
@@ -294,3 +299,24 @@ def test_a_long_loop_shows_its_latest_attempts_and_counts_the_rest(
     assert html.count('<li class="af-attempt') == 3
     assert "4 earlier attempts not shown." in html
     assert 'data-node-id="publish"' in html and "retried 1 time" in node_group(html, "draft")
+
+
+@pytest.mark.django_db
+def test_an_attempt_opens_to_the_prompt_it_was_given_and_the_query_of_a_db_node(
+    admin_client: Client, tenant: Tenant
+) -> None:
+    execution = looped_run(tenant, status=Status.SUCCEEDED)
+    prompt = {
+        "messages": [
+            {"role": "system", "content": "Be <brief>."},
+            {"role": "user", "content": "Fix: x"},
+        ]
+    }
+    NodeRun.objects.filter(execution=execution, node_id="draft").update(details={"input": prompt})
+    query = {"query": "SELECT 1 WHERE a = :a", "params": {"a": "x"}}
+    NodeRun.objects.filter(execution=execution, node_id="publish").update(details={"input": query})
+    html = page_of(admin_client, execution)
+    given = re.findall(r'<pre class="af-given">(.*?)</pre>', html, re.S)
+    assert given[:3] == ["[system]\nBe &lt;brief&gt;.\n\n[user]\nFix: x"] * 3
+    assert json.loads(given[3].replace("&quot;", '"')) == query
+    assert html.count(escape(INPUT_NOT_RECORDED)) == 3  # input and the two critics

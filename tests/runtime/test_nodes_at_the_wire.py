@@ -191,10 +191,11 @@ def test_a_dall_e_url_passes_through_with_the_revised_prompt(openai_server) -> N
             "base_url": openai_server.base_url,
         },
     }
-    outcome, _ = run(one_node(node, source), {"user_input": "red fox"})
+    outcome, observer = run(one_node(node, source), {"user_input": "red fox"})
     image = outcome.final_state["image_result"]
     assert image["url"].startswith(openai_server.url)
     assert image["revised_prompt"] == "revised: a red fox"
+    assert observer.finished()[-1].details["input"] == {"prompt": "a red fox"}  # as sent
     assert image["model"] == "dall-e-3"
 
 
