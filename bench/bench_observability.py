@@ -10,7 +10,6 @@ Target (issue 17): metrics on cost < 5 % of a sync execute of a 20-node chain.
 
 import argparse
 import os
-import secrets
 import statistics
 import subprocess
 import sys
@@ -23,6 +22,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench_recording import _drop, _own_database  # noqa: E402
+from bench_recording import _spec as _chain  # noqa: E402
+
 TOKEN = "bench-metrics-token-0123456789"
 
 
@@ -59,45 +61,6 @@ def main() -> int:
 
             connections.close_all()
             _drop(*own)
-
-
-def _own_database() -> tuple[str, str] | None:
-    url = os.environ.get("DATABASE_URL", "")
-    if not url.startswith("postgres"):
-        return None
-    import psycopg
-
-    name = f"agentflow_bench_{secrets.token_hex(4)}"
-    admin = urlunsplit(urlsplit(url)._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return admin, name
-
-
-def _drop(admin: str, name: str) -> None:
-    import psycopg
-
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def _chain(nodes: int) -> dict[str, Any]:
-    steps = [
-        {
-            "id": f"n{i}",
-            "type": "aggregator",
-            "metadata": {"strategy": "template", "template": f"step {i}: {{{{ user_input }}}}"},
-        }
-        for i in range(nodes)
-    ]
-    edges = [{"from": "input", "to": "n0"}]
-    edges += [{"from": f"n{i}", "to": f"n{i + 1}"} for i in range(nodes - 1)]
-    return {
-        "name": "chain",
-        "start_node": "input",
-        "nodes": [{"id": "input", "type": "input"}, *steps],
-        "edges": edges,
-    }
 
 
 def _switch(on: bool) -> None:

@@ -2,7 +2,7 @@ import json
 from typing import Any
 
 from django.contrib import admin, messages
-from django.contrib.admin.utils import quote, unquote
+from django.contrib.admin.utils import flatten_fieldsets, quote, unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
@@ -89,21 +89,7 @@ class ExecutionAdmin(admin.ModelAdmin):
             },
         ),
     )
-    readonly_fields = (
-        "id",
-        "tenant",
-        "worker",
-        "heartbeat_at",
-        "deliveries",
-        "cancel_requested",
-        "created_by",
-        "idempotency_key",
-        "request_hash",
-        "spec_digest",
-        "timeout_seconds",
-        "trace_context",
-        "spec_json",
-    )
+    readonly_fields = flatten_fieldsets(fieldsets)  # the page shows; nothing is edited
 
     @admin.display(description="spec")
     def spec_json(self, obj: Execution) -> str:

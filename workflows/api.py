@@ -155,28 +155,8 @@ class WorkflowValidateApi(APIView):
         operation_id="workflows_validate",
     )
     def post(self, request: Request) -> Response:
-        try:
-            raw = request.body
-        except RequestDataTooBig:
-            return Response(_too_large(settings.AGENTFLOW_MAX_SPEC_BYTES))
-        try:
-            body = json.loads(raw)
-        except RecursionError:
-            body = None  # JSON, but nested too deep to parse here: the validator reports it
-        except ValueError as exc:
-            raise exceptions.ParseError(f"The body is not JSON: {exc}") from exc
-        tenant = principal_of(request).tenant
-        wrapped = isinstance(body, dict) and "spec" in body and "nodes" not in body
-        refusal = refusal_in(body)  # nesting is the validator's to report, with its own bound
-        if refusal is not None and refusal.kind != "depth":
-            return Response(_unstorable(refusal, raw, wrapped))
-        if wrapped and isinstance(body, dict):
-            node = body.get("node")
-            if node is not None and not isinstance(node, str):
-                raise exceptions.ValidationError({"node": ["Must be a node id (a string)."]})
-            result = workflow_validate(spec=body["spec"], tenant=tenant, only_node=node)
-            return Response(positioned(result, raw, "/spec"))
-        return Response(workflow_validate(spec=raw, tenant=tenant).to_dict())
+        _, report = _checked_body(request, node_allowed=True)
+        return Response(report)
 
 
 class WorkflowSpecSchemaApi(APIView):
@@ -401,16 +381,14 @@ class WorkflowGraphPreviewApi(_PictureApi):
         return _picture(_valid_spec(request), fmt)
 
 
-def _valid_spec(request: Request) -> dict[str, Any]:
-    """The body's spec (bare or as `{"spec": …}`), validated as /workflows/validate does.
-
-    Raises:
-        InvalidSpec: it is not valid (or too large); every problem, with line and column.
-    """
+def _checked_body(request: Request, *, node_allowed: bool) -> tuple[Any, dict[str, Any]]:
+    """The body's spec (bare or as `{"spec": …}`, with `node` to check one node when
+    `node_allowed`) validated for the request's tenant: (the validation result, or None when
+    the body was refused before validating it; the report /workflows/validate answers)."""
     try:
         raw = request.body
-    except RequestDataTooBig as exc:
-        raise InvalidSpec(_too_large(settings.AGENTFLOW_MAX_SPEC_BYTES)["errors"]) from exc
+    except RequestDataTooBig:
+        return None, _too_large(settings.AGENTFLOW_MAX_SPEC_BYTES)
     try:
         body = json.loads(raw)
     except RecursionError:
@@ -418,16 +396,27 @@ def _valid_spec(request: Request) -> dict[str, Any]:
     except ValueError as exc:
         raise exceptions.ParseError(f"The body is not JSON: {exc}") from exc
     wrapped = isinstance(body, dict) and "spec" in body and "nodes" not in body
-    refusal = refusal_in(body)
+    refusal = refusal_in(body)  # nesting is the validator's to report, with its own bound
     if refusal is not None and refusal.kind != "depth":
-        raise InvalidSpec(_unstorable(refusal, raw, wrapped)["errors"])
+        return None, _unstorable(refusal, raw, wrapped)
     tenant = principal_of(request).tenant
     if wrapped and isinstance(body, dict):
-        result = workflow_validate(spec=body["spec"], tenant=tenant)
-        report = positioned(result, raw, "/spec")
-    else:
-        result = workflow_validate(spec=raw, tenant=tenant)
-        report = result.to_dict()
-    if not result.valid or result.spec is None:
+        node = body.get("node") if node_allowed else None
+        if node is not None and not isinstance(node, str):
+            raise exceptions.ValidationError({"node": ["Must be a node id (a string)."]})
+        result = workflow_validate(spec=body["spec"], tenant=tenant, only_node=node)
+        return result, positioned(result, raw, "/spec")
+    result = workflow_validate(spec=raw, tenant=tenant)
+    return result, result.to_dict()
+
+
+def _valid_spec(request: Request) -> dict[str, Any]:
+    """The body's spec, validated as /workflows/validate does.
+
+    Raises:
+        InvalidSpec: it is not valid (or too large); every problem, with line and column.
+    """
+    result, report = _checked_body(request, node_allowed=False)
+    if result is None or not result.valid or result.spec is None:
         raise InvalidSpec(report["errors"])
     return result.spec.model_dump(mode="json", by_alias=True, exclude_none=True)
