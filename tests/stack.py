@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -80,19 +81,31 @@ class Stack:
         return self._start("worker", "manage.py", "runworker")
 
     def web(self) -> None:
-        self._start(
-            "web",
-            "-m",
-            "uvicorn",
-            "agentflow_site.asgi:application",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--log-level",
-            "warning",
-        )
-        wait_for(lambda: self._answers(), 90, "the web server")  # a loaded machine
+        """uvicorn, answering. Its port (free when chosen) may be taken by another process
+        before uvicorn binds it, another test's server say: then it exits, and starts again on
+        a new port."""
+        for _ in range(3):
+            proc = self._start(
+                "web",
+                "-m",
+                "uvicorn",
+                "agentflow_site.asgi:application",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+            )
+            # a loaded machine: a generous wait
+            wait_for(partial(self._settled, proc), 90, "the web server")
+            if proc.poll() is None:
+                return
+            self.port = free_port()
+        raise AssertionError(f"the web server would not start (see {self.logs}/web-*.log)")
+
+    def _settled(self, proc: subprocess.Popen[bytes]) -> bool:
+        return proc.poll() is not None or self._answers()
 
     def _answers(self) -> bool:
         try:
