@@ -9,6 +9,41 @@ from agentflow_site.throttling import parse_rate
 
 
 @register()
+def check_environment(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """Every variable settings.py could not take (agentflow_site/config.py), one error each."""
+    return [
+        Error(problem.line(), id="agentflow.E100")
+        for problem in getattr(settings, "CONFIG_PROBLEMS", [])
+    ]
+
+
+@register()
+def check_redis(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
+    """A configured Redis that does not answer at start: the API runs, degraded (W002)."""
+    if not settings.REDIS_URL:
+        return []
+    import redis
+
+    try:
+        client = redis.Redis.from_url(
+            settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=1
+        )
+        client.ping()
+        client.close()
+    except (redis.RedisError, OSError, ValueError) as exc:
+        where = settings.REDIS_URL.rsplit("@", 1)[-1]  # never its password
+        return [
+            Warning(
+                f"REDIS_URL: Redis at {where} did not answer ({exc}).",
+                hint="Start Redis or fix REDIS_URL. Until it answers, throttles and the cache "
+                "fail open and /health says degraded; rate limits and budgets refuse calls.",
+                id="agentflow.W002",
+            )
+        ]
+    return []
+
+
+@register()
 def check_agentflow_settings(app_configs: Any = None, **kwargs: Any) -> list[Warning | Error]:
     problems: list[Warning | Error] = []
     try:
@@ -31,3 +66,11 @@ def check_agentflow_settings(app_configs: Any = None, **kwargs: Any) -> list[War
             )
         )
     return problems
+
+
+@register()
+def check_node_plugins(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
+    """Enabled node plugins that could not be loaded (W020) or are not installed (W021)."""
+    from agentflow_site.plugins import plugin_warnings
+
+    return plugin_warnings()

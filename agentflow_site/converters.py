@@ -25,6 +25,10 @@ class ExecutionId(_PrefixedId):
     regex = r"exec_[0-9a-f]{1,40}"
 
 
+class ScheduleId(_PrefixedId):
+    regex = r"sch_[0-9a-f]{1,40}"
+
+
 class KeyPrefix(_PrefixedId):
     """An API key's public handle (letters and digits): `/keys/%00` is a 404, not a query."""
 
@@ -38,3 +42,4 @@ def register() -> None:
     register_converter(SourceId, "src")
     register_converter(ExecutionId, "exec")
     register_converter(KeyPrefix, "keyprefix")
+    register_converter(ScheduleId, "sch")

@@ -7,6 +7,7 @@ limits and budgets wait for it, then refuse), and queued runs wait for a worker.
 web process out of the load balancer for a Redis outage would turn a degraded service into none.
 """
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -16,6 +17,8 @@ from django.conf import settings
 from django.db import connection, connections
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET
+
+from agentflow_site.plugins import plugins_health
 
 OK, DEGRADED, DOWN, NOT_CONFIGURED = "ok", "degraded", "down", "not configured"
 PROBE_SECONDS = 1.5
@@ -107,13 +110,26 @@ def _status(deps: dict[str, dict[str, Any]]) -> str:
 def health(request: HttpRequest) -> JsonResponse:
     deps = dependencies()
     status = _status(deps)
-    body = {"status": status, "version": settings.AGENTFLOW_VERSION, "dependencies": deps}
+    # An enabled plugin that did not load degrades the service (its specs are refused) but
+    # never makes it unready: the other node types all work.
+    plugins = plugins_health()
+    if status == OK and plugins["status"] != OK:
+        status = DEGRADED
+    body = {
+        "status": status,
+        "version": settings.AGENTFLOW_VERSION,
+        "dependencies": deps,
+        "plugins": plugins,
+    }
     return JsonResponse(body, status=503 if status == DOWN else 200)
 
 
 @require_GET
 def live(request: HttpRequest) -> JsonResponse:
-    return JsonResponse({"status": "ok"})
+    body = {"status": "ok"}
+    if instance := os.environ.get("AGENTFLOW_INSTANCE"):  # scripts/serve.sh: this start's id
+        body["instance"] = instance
+    return JsonResponse(body)
 
 
 @require_GET

@@ -8,6 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.utils.module_loading import import_string
 
+from agentflow_site.plugins import load_node_plugins
 from runtime.aggregations import AGGREGATIONS
 from runtime.budget import UNLIMITED, Budget, DailyBudget, DailyLimits, Ledger, RedisLedger
 from runtime.context import ImageStore, RunContext
@@ -90,3 +91,4 @@ def configure_runtime() -> None:
     """Hand the operator's process-wide caps to runtime/ (once, at start)."""
     db_limits.configure(settings.AGENTFLOW_DB_LIMITS)
     sandbox_limits.configure(settings.AGENTFLOW_SANDBOX_LIMITS)
+    load_node_plugins()  # never raises: a broken plugin is reported (check W020, /health)

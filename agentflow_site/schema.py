@@ -21,6 +21,17 @@ class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
         return {"type": "apiKey", "in": "header", "name": "X-API-Key"}
 
 
+class StaffSessionScheme(OpenApiAuthenticationExtension):
+    """The admin's session cookie, for staff who act for a tenant (writes also need the
+    `X-CSRFToken` header)."""
+
+    target_class = "agentflow_site.auth.StaffSessionAuthentication"
+    name = "AdminSession"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {"type": "apiKey", "in": "cookie", "name": settings.SESSION_COOKIE_NAME}
+
+
 # --- The whole truth: errors, tags, summaries ---------------------------------------------
 
 PROBLEM = "Problem"
@@ -222,9 +233,10 @@ def _as_alternatives(definition: dict[str, Any]) -> dict[str, Any]:
 def workflow_spec_components() -> dict[str, Any]:
     """The WorkflowSpec JSON Schema as OpenAPI components: `WorkflowSpec` and its `$defs`
     (renamed `WorkflowSpec_<name>`, their references rewritten)."""
+    from runtime.plugins.registry import metadata_models
     from runtime.spec import workflow_spec_json_schema
 
-    schema = dict(workflow_spec_json_schema())
+    schema = dict(workflow_spec_json_schema(metadata_models()))  # enabled plugins' types too
     defs = schema.pop("$defs", {})
     schema.pop("$schema", None)
     prefix = f"{WORKFLOW_SPEC}_"
@@ -262,6 +274,17 @@ def postprocess(result: dict[str, Any], generator: Any, request: Any, public: bo
             schemas[name]["description"] = (
                 f"`timeout_seconds` is at most {ceiling:g} unless `mode` is `async`."
             )
+    if "ExecuteRequestRequest" in schemas:  # the spec as `workflow` (SPEC §4) or as `spec`
+        schemas["ExecuteRequestRequest"]["oneOf"] = [
+            {"required": ["workflow"]},
+            {"required": ["spec"]},
+        ]
+        schemas["ExecuteRequestRequest"]["description"] += (
+            " Send the WorkflowSpec as `workflow` or as `spec`, one of the two."
+        )
+        execute = result["paths"].get("/api/v1/workflows/execute", {}).get("post")
+        if execute and "requestBody" in execute:  # no field alone is required; the body is
+            execute["requestBody"]["required"] = True
     result.setdefault("components", {}).setdefault("schemas", {}).update(workflow_spec_components())
     tags = sorted(
         {tag for ops in result["paths"].values() for op in ops.values() for tag in op["tags"]}

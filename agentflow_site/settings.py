@@ -6,6 +6,7 @@ database cache. DATABASE_URL and REDIS_URL move it to PostgreSQL and Redis with 
 
 import dataclasses
 import ipaddress
+import re
 import sys
 from pathlib import Path
 from typing import Any, cast
@@ -14,6 +15,7 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 
 from agentflow_site import __version__
+from agentflow_site.config import CheckedEnv
 from runtime.databases.limits import DBLimits
 from runtime.egress.trust import entry_problem
 from runtime.grants import GrantError, grant_entries
@@ -23,14 +25,21 @@ from runtime.sandbox.limits import SandboxLimits, setting_name
 BASE_DIR = Path(__file__).resolve().parent.parent
 INSECURE_DEV_SECRET_KEY = "django-insecure-agentflow-development-key-do-not-deploy"
 
-env = environ.Env()
+# Every variable is read through `env` (agentflow_site/config.py): a bad value is recorded as a
+# problem naming it, and the start stops with all of them (system check agentflow.E100).
+env = CheckedEnv()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DEBUG", default=True)
+if env.refused("DEBUG"):
+    DEBUG = False  # a misspelt DEBUG never turns the debug pages on
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default=INSECURE_DEV_SECRET_KEY)
-if not DEBUG and (SECRET_KEY == INSECURE_DEV_SECRET_KEY or len(SECRET_KEY) < 50):
-    raise ImproperlyConfigured(
-        "DJANGO_SECRET_KEY must be set to a random value of 50+ characters when DEBUG is off."
+_debug_said = not env.refused("DEBUG")  # a misspelt DEBUG is its own problem, not the key's
+if _debug_said and not DEBUG and (SECRET_KEY == INSECURE_DEV_SECRET_KEY or len(SECRET_KEY) < 50):
+    env.refuse(
+        "DJANGO_SECRET_KEY",
+        "must be a random value of 50+ characters when DEBUG is off",
+        "$(python -c 'import secrets; print(secrets.token_urlsafe(64))')",
     )
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
@@ -55,6 +64,7 @@ INSTALLED_APPS = [
     "workflows",
     "sources",
     "executions",
+    "schedules",
 ]
 
 MIDDLEWARE = [
@@ -100,14 +110,20 @@ DATABASE_URL = env.str("DATABASE_URL", default="")
 _FORKING_WORKER = "qcluster" in sys.argv or not env.bool("DATABASE_POOL", default=True)
 if not DATABASE_URL:
     DATA_DIR.mkdir(parents=True, exist_ok=True)
-DATABASES = {
-    "default": environ.Env.db_url_config(DATABASE_URL or f"sqlite:///{DATA_DIR / 'db.sqlite3'}")
-}
+try:
+    DATABASES = {
+        "default": environ.Env.db_url_config(DATABASE_URL or f"sqlite:///{DATA_DIR / 'db.sqlite3'}")
+    }
+except (ValueError, TypeError, KeyError):
+    DATABASES = {"default": {}}
 if not DATABASES["default"].get("ENGINE"):
-    raise ImproperlyConfigured(
-        "DATABASE_URL has a scheme AgentFlow does not know; use postgres://user@host:5432/db "
-        "(or leave it unset for SQLite)."
+    env.refuse(
+        "DATABASE_URL",
+        "is not a database URL AgentFlow knows (postgres://, mysql://, sqlite:///)",
+        "postgres://agentflow:PASSWORD@127.0.0.1:5432/agentflow (or unset for SQLite)",
     )
+    # only so that Django loads and the checks can say so; nothing runs on it
+    DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
 _db = DATABASES["default"]
 if _db["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the web server read while a worker writes; IMMEDIATE avoids upgrade deadlocks.
@@ -129,6 +145,11 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache and Redis --------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
+if REDIS_URL and not re.match(r"(rediss?|unix)://[^/\s]*", REDIS_URL):
+    env.refuse(
+        "REDIS_URL", "is not a Redis URL (redis://, rediss://, unix://)", "redis://127.0.0.1:6379/0"
+    )
+    REDIS_URL = ""
 if REDIS_URL:
     CACHES = {
         "default": {
@@ -172,7 +193,7 @@ Q_CLUSTER = {
     "save_limit": 1000,
 }
 if Q_CLUSTER["timeout"] >= Q_CLUSTER["retry"]:
-    raise ImproperlyConfigured("Q_TASK_TIMEOUT must be smaller than Q_TASK_RETRY.")
+    env.refuse("Q_TASK_TIMEOUT", "must be smaller than Q_TASK_RETRY", "900 (with Q_TASK_RETRY=960)")
 
 # --- Auth and passwords ------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -218,7 +239,10 @@ X_FRAME_OPTIONS = "DENY"
 # --- API ------------------------------------------------------------------------------------------
 API_THROTTLE_RATE = env.str("API_THROTTLE_RATE", default="600/min")
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["agentflow_site.auth.ApiKeyAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "agentflow_site.auth.StaffSessionAuthentication",  # steps aside unless staff, no key
+        "agentflow_site.auth.ApiKeyAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["agentflow_site.auth.HasRole"],
     "DEFAULT_THROTTLE_CLASSES": ["agentflow_site.throttling.ApiKeyRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"api_key": API_THROTTLE_RATE},
@@ -258,6 +282,12 @@ AGENTFLOW_MAX_SPEC_BYTES = env.int("AGENTFLOW_MAX_SPEC_BYTES", default=1024 * 10
 AGENTFLOW_MAX_SPEC_NODES = env.int("AGENTFLOW_MAX_SPEC_NODES", default=1000)
 # The most a spec's limits.max_steps may ask for (node executions per run).
 AGENTFLOW_MAX_STEPS = env.int("AGENTFLOW_MAX_STEPS", default=1000)
+# How deep workflows may call stored workflows (`workflow` nodes): 1 lets a workflow call others
+# that call none; more is a validation error (`workflow_depth`).
+AGENTFLOW_MAX_WORKFLOW_DEPTH = env.number("AGENTFLOW_MAX_WORKFLOW_DEPTH", 3)
+if AGENTFLOW_MAX_WORKFLOW_DEPTH < 0:
+    env.refuse("AGENTFLOW_MAX_WORKFLOW_DEPTH", "is negative; 0 turns sub-workflows off", "3")
+    AGENTFLOW_MAX_WORKFLOW_DEPTH = 3
 # Environment variables every tenant's sources may name, each bound to where its value may go
 # (runtime/grants.py): NAME, PREFIX_*, NAME@openai|openai_image, NAME@http:api.example.com, comma-
 # separated or as a JSON list. A plain name goes only where the operator fixes the destination.
@@ -265,18 +295,63 @@ AGENTFLOW_MAX_STEPS = env.int("AGENTFLOW_MAX_STEPS", default=1000)
 try:
     AGENTFLOW_ALLOWED_ENV = grant_entries(env.str("AGENTFLOW_ALLOWED_ENV", default=""))
 except GrantError as exc:
-    raise ImproperlyConfigured(f"AGENTFLOW_ALLOWED_ENV: {exc}") from None
+    env.refuse(
+        "AGENTFLOW_ALLOWED_ENV", str(exc), "OPENAI_API_KEY@openai,CRM_TOKEN@http:crm.example.com"
+    )
+    AGENTFLOW_ALLOWED_ENV = []
 # A body a little over the spec limit still reaches the validator (which names the limit); far
 # over it is refused before it is read.
 DATA_UPLOAD_MAX_MEMORY_SIZE = AGENTFLOW_MAX_SPEC_BYTES * 2 + 64 * 1024
 
 # USD per million tokens, merged over runtime/pricing.py's table:
 # {"my-model": [0.5, 1.5]} (input, output). Names match exactly or as a prefix.
-AGENTFLOW_PRICES = {k: tuple(v) for k, v in env.json("AGENTFLOW_PRICES", default={}).items()}
+_prices = env.json("AGENTFLOW_PRICES", default={}, example='{"my-model": [0.5, 1.5]}')
+if not isinstance(_prices, dict) or not all(
+    isinstance(v, list) and len(v) == 2 and all(isinstance(n, int | float) for n in v)
+    for v in _prices.values()
+):
+    env.refuse(
+        "AGENTFLOW_PRICES",
+        "must map model names to [input, output] USD per million tokens",
+        '{"my-model": [0.5, 1.5]}',
+    )
+    _prices = {}
+AGENTFLOW_PRICES = {k: tuple(v) for k, v in _prices.items()}
 # Extra aggregation functions: {"name": "package.module.function"} (operator code only).
-AGENTFLOW_AGGREGATIONS = env.json("AGENTFLOW_AGGREGATIONS", default={})
+AGENTFLOW_AGGREGATIONS = env.json(
+    "AGENTFLOW_AGGREGATIONS", default={}, example='{"name": "package.module.function"}'
+)
+if not isinstance(AGENTFLOW_AGGREGATIONS, dict):
+    env.refuse(
+        "AGENTFLOW_AGGREGATIONS",
+        "must map names to import paths",
+        '{"name": "package.module.function"}',
+    )
+    AGENTFLOW_AGGREGATIONS = {}
+# Node plugins enabled (docs/plugins.md): names in the `agentflow.nodes` entry-point group of the
+# packages installed here, comma-separated; `*` for every installed one; empty: none.
+AGENTFLOW_NODE_PLUGINS: list[str] = env.list("AGENTFLOW_NODE_PLUGINS", default=[])
+for _plugin in AGENTFLOW_NODE_PLUGINS:
+    if _plugin != "*" and not re.fullmatch(r"[A-Za-z][A-Za-z0-9_.-]{0,63}", _plugin):
+        env.refuse(
+            "AGENTFLOW_NODE_PLUGINS",
+            f"{_plugin!r} is not a plugin name (an entry point's name: a letter, then letters, "
+            "digits, _ . -)",
+            "text_stats,my_plugin",
+        )
 # Base URLs for sources that name none, by kind: {"openai": "https://gateway.internal/v1"}.
-AGENTFLOW_PROVIDER_BASE_URLS = env.json("AGENTFLOW_PROVIDER_BASE_URLS", default={})
+AGENTFLOW_PROVIDER_BASE_URLS = env.json(
+    "AGENTFLOW_PROVIDER_BASE_URLS", default={}, example='{"openai": "https://gateway.internal/v1"}'
+)
+if not isinstance(AGENTFLOW_PROVIDER_BASE_URLS, dict) or not all(
+    isinstance(v, str) for v in AGENTFLOW_PROVIDER_BASE_URLS.values()
+):
+    env.refuse(
+        "AGENTFLOW_PROVIDER_BASE_URLS",
+        "must map source kinds to base URLs",
+        '{"openai": "https://gateway.internal/v1"}',
+    )
+    AGENTFLOW_PROVIDER_BASE_URLS = {}
 
 
 # Private or loopback hosts every tenant's sources (http and provider) may reach: `host` (any
@@ -284,12 +359,13 @@ AGENTFLOW_PROVIDER_BASE_URLS = env.json("AGENTFLOW_PROVIDER_BASE_URLS", default=
 # with a port). Each tenant's admin-set trusted_hosts adds to it; a source's allowed_hosts only
 # narrows it. Cloud metadata addresses stay refused whatever this says (runtime/egress/trust.py).
 def _trusted_hosts(name: str) -> list[str]:
-    """A trusted-hosts list, or ImproperlyConfigured naming the entry that is not one."""
+    """A trusted-hosts list; an entry that is not one is a problem naming it."""
     entries: list[str] = env.list(name, default=[])
     for entry in entries:
         problem = entry_problem(entry)
         if problem:
-            raise ImproperlyConfigured(f"{name}: {problem}")
+            env.refuse(name, problem, "db.internal:5432,*.corp,10.0.0.0/8")
+            return []
     return entries
 
 
@@ -319,22 +395,18 @@ AGENTFLOW_SYNC_TIMEOUT = env.float("AGENTFLOW_SYNC_TIMEOUT", default=300.0)
 # (runtime/limits.py and runtime/databases/limits.py say what each one bounds and which error a
 # run gets when it is reached.)
 def _number(name: str, default: float) -> Any:
-    """The variable as a number of the default's type, or ImproperlyConfigured naming it."""
-    raw = env.str(name, default="")
-    if raw == "":
-        return default
-    try:
-        return type(default)(raw)
-    except ValueError:
-        kind = "a whole number" if isinstance(default, int) else "a number"
-        raise ImproperlyConfigured(f"{name} must be {kind}: {raw!r}") from None
+    """The variable as a number of the default's type (a problem naming it if it is not)."""
+    return env.number(name, default)
 
 
 def _limits(factory: Any, values: dict[str, Any]) -> Any:
+    """The limits, or the defaults with a problem naming the variable that is out of range."""
     try:
         return factory(**values)
     except ValueError as exc:
-        raise ImproperlyConfigured(str(exc)) from None
+        name, _, problem = str(exc).partition(" ")
+        env.refuse(name, problem.split(": ")[0], "")
+        return factory()
 
 
 AGENTFLOW_RUN_LIMITS = _limits(
@@ -344,6 +416,7 @@ AGENTFLOW_RUN_LIMITS = _limits(
         "max_result_bytes": _number("AGENTFLOW_MAX_RESULT_BYTES", 8 * 1024 * 1024),
         "max_final_state_bytes": _number("AGENTFLOW_MAX_FINAL_STATE_BYTES", 16 * 1024 * 1024),
         "max_parallel_nodes": _number("AGENTFLOW_MAX_PARALLEL_NODES", 16),
+        "max_recorded_input_chars": _number("AGENTFLOW_MAX_RECORDED_INPUT_CHARS", 1_000_000),
     },
 )
 # Templates (Jinja) and router rules (CEL): AGENTFLOW_<field> for each SandboxLimits field.
@@ -380,15 +453,39 @@ AGENTFLOW_WORKER_GRACE = _number("AGENTFLOW_WORKER_GRACE", 10.0)
 AGENTFLOW_CHECKPOINT_POOL_SIZE = _number("AGENTFLOW_CHECKPOINT_POOL_SIZE", 4)
 for _name in ("AGENTFLOW_WORKER_CONCURRENCY", "AGENTFLOW_CHECKPOINT_POOL_SIZE"):
     if globals()[_name] < 1:
-        raise ImproperlyConfigured(f"{_name} must be at least 1.")
+        env.refuse(_name, "must be at least 1", "4")
 if AGENTFLOW_WORKER_POLL <= 0:
-    raise ImproperlyConfigured("AGENTFLOW_WORKER_POLL must be a positive number of seconds.")
+    env.refuse("AGENTFLOW_WORKER_POLL", "must be a positive number of seconds", "2")
+
+# --- Schedules (schedules/) and completion webhooks (executions/webhooks.py) -------------------
+# The shortest gap a schedule's cron may leave between two runs (s), and how many schedules one
+# tenant may keep. A webhook: how long one POST may take (s), how many attempts it gets, and the
+# first retry's delay (s; each next one doubles, up to an hour).
+AGENTFLOW_SCHEDULE_MIN_INTERVAL_SECONDS = _number("AGENTFLOW_SCHEDULE_MIN_INTERVAL_SECONDS", 60)
+AGENTFLOW_SCHEDULE_MAX_PER_TENANT = _number("AGENTFLOW_SCHEDULE_MAX_PER_TENANT", 100)
+AGENTFLOW_WEBHOOK_TIMEOUT = _number("AGENTFLOW_WEBHOOK_TIMEOUT", 10.0)
+AGENTFLOW_WEBHOOK_MAX_ATTEMPTS = _number("AGENTFLOW_WEBHOOK_MAX_ATTEMPTS", 6)
+AGENTFLOW_WEBHOOK_RETRY_SECONDS = _number("AGENTFLOW_WEBHOOK_RETRY_SECONDS", 30)
+for _name in (
+    "AGENTFLOW_SCHEDULE_MIN_INTERVAL_SECONDS",
+    "AGENTFLOW_SCHEDULE_MAX_PER_TENANT",
+    "AGENTFLOW_WEBHOOK_MAX_ATTEMPTS",
+    "AGENTFLOW_WEBHOOK_RETRY_SECONDS",
+):
+    if globals()[_name] < 1:
+        env.refuse(_name, "must be at least 1", "60")
+if not 0 < AGENTFLOW_WEBHOOK_TIMEOUT <= 60:
+    env.refuse("AGENTFLOW_WEBHOOK_TIMEOUT", "must be a number of seconds, 0-60", "10")
 
 # --- Logging: JSON lines with the request id and the tenant; secrets scrubbed -------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOG_FORMAT = env.str("LOG_FORMAT", default="json")
 if LOG_FORMAT not in ("json", "console"):
-    raise ImproperlyConfigured("LOG_FORMAT must be 'json' or 'console'.")
+    env.refuse("LOG_FORMAT", "must be json or console", "json")
+    LOG_FORMAT = "json"
+if LOG_LEVEL.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+    env.refuse("LOG_LEVEL", "must be DEBUG, INFO, WARNING, ERROR or CRITICAL", "INFO")
+    LOG_LEVEL = "INFO"
 DJANGO_STRUCTLOG_CELERY_ENABLED = False
 DJANGO_STRUCTLOG_TRUST_UPSTREAM_REQUEST_ID = True  # an incoming X-Request-ID is kept
 DJANGO_STRUCTLOG_USER_ID_FIELD = None  # callers are keys, bound as tenant/key_prefix/role
@@ -402,7 +499,7 @@ LOGGING = configure_logging(level=LOG_LEVEL, fmt=LOG_FORMAT)
 # 0 turns the cache off.
 AGENTFLOW_VALIDATION_CACHE_SECONDS = _number("AGENTFLOW_VALIDATION_CACHE_SECONDS", 300.0)
 if AGENTFLOW_VALIDATION_CACHE_SECONDS < 0:
-    raise ImproperlyConfigured("AGENTFLOW_VALIDATION_CACHE_SECONDS must be 0 or more seconds.")
+    env.refuse("AGENTFLOW_VALIDATION_CACHE_SECONDS", "must be 0 or more seconds", "300")
 
 # --- Error tracking (Sentry; agentflow_site/observability/errors.py): off unless SENTRY_DSN ------
 # Events are scrubbed like the logs; local variables (SENTRY_INCLUDE_LOCALS) and Sentry's own
@@ -413,7 +510,8 @@ SENTRY_RELEASE = env.str("SENTRY_RELEASE", default=f"agentflow@{__version__}")
 SENTRY_INCLUDE_LOCALS = env.bool("SENTRY_INCLUDE_LOCALS", default=False)
 SENTRY_TRACES_SAMPLE_RATE = _number("SENTRY_TRACES_SAMPLE_RATE", 0.0) or None  # 0: off
 if SENTRY_TRACES_SAMPLE_RATE is not None and not 0 < SENTRY_TRACES_SAMPLE_RATE <= 1:
-    raise ImproperlyConfigured("SENTRY_TRACES_SAMPLE_RATE must be between 0 and 1.")
+    env.refuse("SENTRY_TRACES_SAMPLE_RATE", "must be between 0 and 1", "0.1")
+    SENTRY_TRACES_SAMPLE_RATE = None
 if SENTRY_DSN:
     from agentflow_site.observability.errors import SentryConfig, init_sentry
 
@@ -441,21 +539,23 @@ AGENTFLOW_PROFILE_EXECUTIONS = frozenset(env.list("AGENTFLOW_PROFILE_EXECUTIONS"
 AGENTFLOW_METRICS = env.bool("AGENTFLOW_METRICS", default=True)
 AGENTFLOW_METRICS_TOKEN = env.str("AGENTFLOW_METRICS_TOKEN", default="")
 if AGENTFLOW_METRICS_TOKEN and len(AGENTFLOW_METRICS_TOKEN) < 16:
-    raise ImproperlyConfigured("AGENTFLOW_METRICS_TOKEN must be 16 characters or more.")
+    env.refuse("AGENTFLOW_METRICS_TOKEN", "must be 16 characters or more", "<32 random characters>")
 AGENTFLOW_METRICS_ALLOWED_NETWORKS = env.list("AGENTFLOW_METRICS_ALLOWED_NETWORKS", default=[])
 for _network in AGENTFLOW_METRICS_ALLOWED_NETWORKS:
     try:
         ipaddress.ip_network(_network, strict=False)
     except ValueError:
-        raise ImproperlyConfigured(
-            f"AGENTFLOW_METRICS_ALLOWED_NETWORKS: {_network!r} is not an address or CIDR network."
-        ) from None
+        env.refuse(
+            "AGENTFLOW_METRICS_ALLOWED_NETWORKS",
+            f"{_network!r} is not an address or CIDR network",
+            "10.0.0.0/8,127.0.0.1",
+        )
 AGENTFLOW_METRICS_MAX_WORKFLOWS = int(_number("AGENTFLOW_METRICS_MAX_WORKFLOWS", 500))
 # The admin's health dashboard reads snapshots of these metrics kept in the database, one per
 # host every AGENTFLOW_HEALTH_SAMPLE_SECONDS (taken by `runworker`, or `manage.py sample_metrics`).
 AGENTFLOW_HEALTH_SAMPLE_SECONDS = _number("AGENTFLOW_HEALTH_SAMPLE_SECONDS", 15.0)
 if not 1 <= AGENTFLOW_HEALTH_SAMPLE_SECONDS <= 300:
-    raise ImproperlyConfigured("AGENTFLOW_HEALTH_SAMPLE_SECONDS must be between 1 and 300.")
+    env.refuse("AGENTFLOW_HEALTH_SAMPLE_SECONDS", "must be between 1 and 300", "15")
 
 # --- Tracing (OpenTelemetry; agentflow_site/observability/tracing.py) ---------------------------
 # Off unless OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_TRACES_EXPORTER=otlp|console) is set; the SDK
@@ -464,4 +564,13 @@ if not 1 <= AGENTFLOW_HEALTH_SAMPLE_SECONDS <= 300:
 # OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true.
 from agentflow_site.observability.tracing import tracing_config  # noqa: E402
 
-AGENTFLOW_TRACING = tracing_config(environ.Env.ENVIRON)
+try:
+    AGENTFLOW_TRACING = tracing_config(environ.Env.ENVIRON)
+except ImproperlyConfigured as exc:
+    _name, _, _problem = str(exc).partition(" ")
+    env.refuse(_name.rstrip(":"), _problem, "")
+    AGENTFLOW_TRACING = tracing_config({})
+
+# Every problem found above (agentflow_site/config.py): reported by system check agentflow.E100
+# and by the web server at start, which then stop.
+CONFIG_PROBLEMS = env.problems

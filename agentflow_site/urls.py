@@ -18,6 +18,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("", include("tenants.urls")),
     path("", include("executions.urls")),  # before workflows: /workflows/execute
     path("", include("workflows.urls")),
+    path("", include("schedules.urls")),
     path("", include("sources.urls")),
 ]
 

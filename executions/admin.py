@@ -13,9 +13,11 @@ from django.utils.decorators import method_decorator
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
+from executions.approvals import InvalidAnswer, NotWaiting, execution_resume
 from executions.models import Execution, ExecutionProfile
 from executions.run_view import run_view_build
 from executions.services import ExecutionFinished, execution_cancel
+from tenants.admin_scope import TenantScopedAdmin
 
 PROFILE_CSP = "sandbox allow-scripts"
 """pyinstrument's page runs its own script: sandboxed (an origin of its own), it can neither read
@@ -48,7 +50,7 @@ class ExecutionProfileInline(admin.TabularInline):
 
 
 @admin.register(Execution)
-class ExecutionAdmin(admin.ModelAdmin):
+class ExecutionAdmin(TenantScopedAdmin):
     """Read-only: executions are written by runs, never by hand."""
 
     list_display = (
@@ -101,6 +103,9 @@ class ExecutionAdmin(admin.ModelAdmin):
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # a run's record stays: cancel a run, never delete it
+
     def get_urls(self) -> list[URLPattern]:
         view = self.admin_site.admin_view(self.profile_view)  # staff only, else the login page
         profile = path(
@@ -118,7 +123,12 @@ class ExecutionAdmin(admin.ModelAdmin):
             self.admin_site.admin_view(self.cancel_view),
             name="executions_execution_cancel",
         )
-        return [profile, run, cancel, *super().get_urls()]
+        resume = path(
+            "<str:object_id>/resume/",
+            self.admin_site.admin_view(self.resume_view),
+            name="executions_execution_resume",
+        )
+        return [profile, run, cancel, resume, *super().get_urls()]
 
     def change_view(
         self,
@@ -127,7 +137,7 @@ class ExecutionAdmin(admin.ModelAdmin):
         form_url: str = "",
         extra_context: dict[str, Any] | None = None,
     ) -> HttpResponse:
-        found = Execution.objects.filter(pk=unquote(object_id)).first()
+        found = self.get_queryset(request).filter(pk=unquote(object_id)).first()
         context = {**(extra_context or {})}
         if found is not None and self.has_view_permission(request, found):
             context["run"] = run_view_build(found)
@@ -138,7 +148,7 @@ class ExecutionAdmin(admin.ModelAdmin):
         """The run view's part that changes while a run goes on, for the page to poll."""
         if not self.has_view_permission(request):
             raise PermissionDenied
-        run = run_view_build(get_object_or_404(Execution, pk=unquote(object_id)))
+        run = run_view_build(get_object_or_404(self.get_queryset(request), pk=unquote(object_id)))
         context = {"run": run, "may_cancel": _may_cancel(request)}
         html = render_to_string("admin/executions/execution/run_view.html", context, request)
         response = JsonResponse(
@@ -152,7 +162,7 @@ class ExecutionAdmin(admin.ModelAdmin):
         """Cancel the run (executions.services.execution_cancel), back on its page."""
         if not _may_cancel(request):
             raise PermissionDenied
-        execution = get_object_or_404(Execution, pk=unquote(object_id))
+        execution = get_object_or_404(self.get_queryset(request), pk=unquote(object_id))
         try:
             execution_cancel(execution=execution, actor=f"user:{request.user.get_username()}")
         except ExecutionFinished as exc:
@@ -162,11 +172,32 @@ class ExecutionAdmin(admin.ModelAdmin):
         url = reverse("admin:executions_execution_change", args=[quote(execution.pk)])
         return HttpResponseRedirect(url)
 
+    @method_decorator(require_POST)
+    def resume_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Answer a waiting run (executions.approvals.execution_resume, as the API does)."""
+        if not _may_cancel(request):
+            raise PermissionDenied
+        execution = get_object_or_404(self.get_queryset(request), pk=unquote(object_id))
+        try:
+            execution_resume(
+                execution=execution,
+                answer=request.POST.get("answer", ""),
+                comment=request.POST.get("comment", "")[:2000],
+                actor=f"user:{request.user.get_username()}"[:64],
+            )
+        except (InvalidAnswer, NotWaiting) as exc:
+            messages.warning(request, str(exc))
+        else:
+            messages.success(request, "Answered: the run goes on.")
+        url = reverse("admin:executions_execution_change", args=[quote(execution.pk)])
+        return HttpResponseRedirect(url)
+
     def profile_view(self, request: HttpRequest, object_id: str, profile_id: int) -> HttpResponse:
         """The stored pyinstrument page, to staff who may view executions."""
         if not self.has_view_permission(request):
             raise PermissionDenied
-        found = get_object_or_404(ExecutionProfile, pk=profile_id, execution_id=unquote(object_id))
+        execution = get_object_or_404(self.get_queryset(request), pk=unquote(object_id))
+        found = get_object_or_404(ExecutionProfile, pk=profile_id, execution=execution)
         response = HttpResponse(found.html)
         response.headers["Content-Security-Policy"] = PROFILE_CSP
         response.headers["Cache-Control"] = "private, no-store"

@@ -15,6 +15,7 @@ from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, OpenApiTypes, extend_schema
 from rest_framework import exceptions, status
 from rest_framework.generics import ListAPIView
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -25,6 +26,7 @@ from agentflow_site.errors import Conflict, InvalidSpec, RunInterrupted
 from agentflow_site.observability.errors import capture_exception
 from agentflow_site.pagination import NewestFirstCursorPagination
 from agentflow_site.params import query_number, whole_number
+from agentflow_site.renderers import EventStreamRenderer
 from executions.events import event_stream
 from executions.filters import ExecutionFilter
 from executions.models import FINISHED, Execution, ExecutionEvent, Status
@@ -45,6 +47,7 @@ from executions.services import (
     execution_run,
 )
 from executions.tasks import enqueue_run
+from executions.webhooks import CallbackRefused, callback_check, webhook_create
 from tenants.models import Role
 from workflows.api import workflow_of
 from workflows.models import Workflow
@@ -61,6 +64,7 @@ def execute_response(execution: Execution) -> dict[str, Any]:
     shown = "success" if execution.status == Status.SUCCEEDED else execution.status
     return {
         "status": shown,
+        "execution_status": execution.status,
         "execution_id": execution.id,
         "final_state": execution.final_state,
         "execution_time": execution.execution_time,
@@ -106,6 +110,38 @@ class UnknownVersion(exceptions.APIException):
         self.errors = [{"field": "version", "message": message}]
 
 
+class CallbackUrlRefused(exceptions.APIException):
+    """422: a callback_url the tenant's http sources could not call either."""
+
+    status_code = 422
+    default_detail = "The callback_url is refused."
+    default_code = "callback_url_refused"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.errors = [{"field": "callback_url", "message": message}]
+
+
+class ApprovalNeedsBackground(exceptions.APIException):
+    """422: a sync execute of a workflow that asks a person: its request cannot wait for that."""
+
+    status_code = 422
+    default_code = "approval_needs_background"
+
+    def __init__(self, node_ids: list[str]) -> None:
+        message = (
+            f"Node {', '.join(repr(n) for n in node_ids)} asks a person for approval, which a "
+            'synchronous request cannot wait for: run it with "mode": "async" and answer at '
+            "POST /executions/{id}/resume."
+        )
+        super().__init__(message)
+        self.errors = [{"field": "mode", "message": message}]
+
+
+def approval_nodes(validated: Any) -> list[str]:
+    return [node.id for node in validated.spec.nodes if node.type == "approval"]
+
+
 def _replayed(principal: Principal, key: str, digest: str) -> Execution | None:
     """The execution an Idempotency-Key already made, if any (422 if the body differs)."""
     if not key:
@@ -134,10 +170,18 @@ def _run(
     earlier = _replayed(principal, key, digest)
     if earlier is not None:
         return _answer(earlier)
+    callback = body.get("callback_url", "")
+    if callback:
+        try:
+            callback_check(callback, principal.tenant)
+        except CallbackRefused as exc:
+            raise CallbackUrlRefused(str(exc)) from exc
     validated = workflow_validate(spec=spec, tenant=principal.tenant)
     if not validated.valid:
         raise InvalidSpec([dict(e.to_dict()) for e in validated.errors])
     background = body["mode"] == "async"
+    if not background and (asking := approval_nodes(validated)):
+        raise ApprovalNeedsBackground(asking)
     try:
         with transaction.atomic():
             # Lock the stored workflow's row: a delete (which takes the same lock and refuses
@@ -159,6 +203,8 @@ def _run(
                 request_hash=digest,
                 claim=not background,  # run here at once: created held by this process
             )
+            if callback:
+                webhook_create(execution=execution, url=callback)
             if background:
                 enqueue_run(execution.id)  # same transaction: both commit or neither
     except IntegrityError:  # the same key, sent twice at once: answer with the first
@@ -297,7 +343,10 @@ class ExecutionDetailApi(APIView):
     def get(self, request: Request, execution_id: str) -> Response:
         tenant = principal_of(request).tenant
         execution = get_object_or_404(
-            Execution.objects.for_tenant(tenant).prefetch_related("node_runs"), pk=execution_id
+            Execution.objects.for_tenant(tenant)
+            .select_related("webhook")
+            .prefetch_related("node_runs"),
+            pk=execution_id,
         )
         return Response(ExecutionSerializer(execution).data)
 
@@ -322,8 +371,9 @@ def _execution(request: Request, execution_id: str) -> Execution:
 
 
 class ExecutionCancelApi(APIView):
-    """Stop a queued or running execution. A running one stops within about half a second,
-    keeping its partial state; the answer waits up to 3 s for that (202 if still stopping)."""
+    """Stop a queued, waiting or running execution. A running one stops within about half a
+    second, keeping its partial state; the answer waits up to 3 s for that (202 if still
+    stopping)."""
 
     write_role = Role.EXECUTOR
     problem_statuses = {"post": (409,)}
@@ -362,6 +412,8 @@ class ExecutionEventsApi(APIView):
     """Server-sent events: `node_started`, `node_finished` (duration, tokens, cost), `token`
     (streamed LLM text, batched), then `end`. Reconnect with `Last-Event-ID` (or
     `?last_event_id=`) to get what was missed."""
+
+    renderer_classes = (JSONRenderer, EventStreamRenderer)  # EventSource sends only SSE's type
 
     @extend_schema(
         parameters=[

@@ -19,6 +19,7 @@ class Status(models.TextChoices):
     FAILED = "failed"
     TIMED_OUT = "timed_out"
     CANCELLED = "cancelled"
+    WAITING = "waiting"  # on a person's answer (an approval node): no worker holds it
 
 
 FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.TIMED_OUT, Status.CANCELLED)
@@ -65,6 +66,19 @@ class Execution(models.Model):
         max_length=512,
         blank=True,
         help_text="W3C traceparent (and tracestate) of the request that queued it, if traced",
+    )
+    waiting_for = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="{node_id, question, options, expires_at, on_expiry, interrupt_id}: what the "
+        "run waits on, or last waited on",
+    )
+    wait_expires_at = models.DateTimeField(null=True, blank=True)
+    answer = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="{interrupt_id, answer, comment, by, at}: the last answer, given to the run "
+        "when a worker takes it up",
     )
 
     objects: ClassVar[ExecutionQuerySet] = ExecutionQuerySet.as_manager()  # type: ignore[assignment]
@@ -179,3 +193,49 @@ class Worker(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class WebhookDelivery(models.Model):
+    """The POST of a run's outcome to the `callback_url` its execute request named: due once
+    the run has ended, retried with backoff (executions/webhooks.py)."""
+
+    class State(models.TextChoices):
+        PENDING = "pending"  # the run has not ended, or an attempt is due
+        DELIVERED = "delivered"
+        FAILED = "failed"  # out of attempts, or the URL was refused
+
+    execution = models.OneToOneField(
+        Execution, on_delete=models.CASCADE, primary_key=True, related_name="webhook"
+    )
+    url = models.CharField(max_length=2048)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(
+        null=True, blank=True, help_text="none: as soon as the run ends"
+    )
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_status = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="the receiver's HTTP status"
+    )
+    last_error = models.CharField(max_length=500, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = (models.Index(fields=("state", "next_attempt_at")),)  # the sweep's query
+
+    def __str__(self) -> str:
+        return f"{self.execution_id} webhook ({self.state})"
+
+
+class WebhookSecret(models.Model):
+    """The key a tenant's webhooks are signed with (HMAC-SHA256); made on first use."""
+
+    tenant = models.OneToOneField(
+        Tenant, on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    secret = models.CharField(max_length=80)
+    created_at = models.DateTimeField(auto_now_add=True)
+    rotated_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"webhook secret of tenant {self.tenant_id}"

@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
+from executions.approvals import waiting_for
 from executions.models import FINISHED, Execution, ExecutionEvent, NodeRun, Status
 from executions.trace import loop_passes
 from runtime.graph_render import PictureTooLarge, diagram_of, render_svg
@@ -96,6 +97,8 @@ class RunView:
     output: str | None
     error: str | None
     input_not_recorded: str = INPUT_NOT_RECORDED
+    waiting: dict[str, Any] | None = None
+    """What a waiting run asks (executions.approvals.waiting_for); None when it waits on nothing."""
 
     @property
     def cost(self) -> str:
@@ -122,6 +125,7 @@ def run_view_build(execution: Execution) -> RunView:
         inputs=pretty(execution.initial_state),
         output=None if execution.final_state is None else pretty(execution.final_state),
         error=None if execution.error is None else pretty(execution.error),
+        waiting=waiting_for(execution),
     )
 
 

@@ -6,30 +6,55 @@ from rest_framework import serializers
 
 from agentflow_site.bounds import column_max
 from agentflow_site.schema import WorkflowSpecField
-from executions.models import Execution, NodeRun
+from executions.approvals import waiting_for
+from executions.models import Execution, NodeRun, WebhookDelivery
 from executions.trace import loop_passes
 from workflows.models import WorkflowVersion
 
 
 class ExecuteRequestSerializer(serializers.Serializer[dict[str, Any]]):
-    workflow = WorkflowSpecField(help_text="a WorkflowSpec")
+    workflow = WorkflowSpecField(required=False, help_text="a WorkflowSpec (or send it as `spec`)")
+    spec = WorkflowSpecField(
+        required=False,
+        help_text="the same, in the envelope stored workflows and /workflows/validate take; "
+        "send one of `workflow` and `spec`",
+    )
     initial_state = serializers.DictField(required=False, default=dict)
     mode = serializers.ChoiceField(choices=["sync", "async"], default="sync")
     timeout_seconds = serializers.FloatField(required=False, min_value=0.001)
+    callback_url = serializers.CharField(
+        required=False,
+        max_length=2048,
+        help_text="POST the run's outcome here when it ends, signed (`X-AgentFlow-Signature`); "
+        "reachable as the tenant's http sources are",
+    )
 
     def validate_workflow(self, value: Any) -> Any:
         if not isinstance(value, dict):
             raise serializers.ValidationError("Must be a WorkflowSpec (a JSON object).")
         return value
 
+    validate_spec = validate_workflow
+
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        timeout, sync = attrs.get("timeout_seconds"), attrs.get("mode", "sync") == "sync"
-        ceiling = settings.AGENTFLOW_SYNC_TIMEOUT
-        if sync and timeout is not None and timeout > ceiling:
+        given = [name for name in ("workflow", "spec") if name in attrs]
+        if len(given) != 1:
+            said = "both" if given else "neither"
             raise serializers.ValidationError(
-                {"timeout_seconds": [f"At most {ceiling:g} seconds for a sync run."]}
+                {"workflow": [f"Send the WorkflowSpec as `workflow` or as `spec`, not {said}."]}
             )
-        return attrs
+        attrs["workflow"] = attrs.pop(given[0])
+        return _sync_timeout_checked(attrs)
+
+
+def _sync_timeout_checked(attrs: dict[str, Any]) -> dict[str, Any]:
+    timeout, sync = attrs.get("timeout_seconds"), attrs.get("mode", "sync") == "sync"
+    ceiling = settings.AGENTFLOW_SYNC_TIMEOUT
+    if sync and timeout is not None and timeout > ceiling:
+        raise serializers.ValidationError(
+            {"timeout_seconds": [f"At most {ceiling:g} seconds for a sync run."]}
+        )
+    return attrs
 
 
 class StoredExecuteRequestSerializer(serializers.Serializer[dict[str, Any]]):
@@ -42,12 +67,25 @@ class StoredExecuteRequestSerializer(serializers.Serializer[dict[str, Any]]):
     )
     mode = serializers.ChoiceField(choices=["sync", "async"], default="sync")
     timeout_seconds = serializers.FloatField(required=False, min_value=0.001)
+    callback_url = serializers.CharField(
+        required=False,
+        max_length=2048,
+        help_text="POST the run's outcome here when it ends, signed (`X-AgentFlow-Signature`); "
+        "reachable as the tenant's http sources are",
+    )
 
-    validate = ExecuteRequestSerializer.validate
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        return _sync_timeout_checked(attrs)
 
 
 class ExecuteResponseSerializer(serializers.Serializer[dict[str, Any]]):
-    status = serializers.CharField(help_text="success, failed, timed_out or cancelled")
+    status = serializers.CharField(
+        help_text="success, failed, timed_out or cancelled (SPEC §4's word for a success)"
+    )
+    execution_status = serializers.CharField(
+        help_text="the execution's own status, as GET /executions/{id} says it: succeeded, "
+        "failed, timed_out or cancelled"
+    )
     execution_id = serializers.CharField()
     final_state = serializers.JSONField()
     execution_time = serializers.FloatField()
@@ -57,9 +95,10 @@ class ExecuteResponseSerializer(serializers.Serializer[dict[str, Any]]):
 
 
 class ExecuteAcceptedSerializer(serializers.Serializer[dict[str, Any]]):
-    """202: the run is queued or running; poll `location` (also the `Location` header)."""
+    """202: the run is queued, running or waiting; poll `location` (also the `Location`
+    header)."""
 
-    status = serializers.CharField(help_text="queued or running")
+    status = serializers.CharField(help_text="queued, running or waiting (on an approval)")
     execution_id = serializers.CharField()
     location = serializers.CharField(help_text="/api/v1/executions/{execution_id}")
 
@@ -124,10 +163,39 @@ class ExecutionListSerializer(serializers.ModelSerializer[Execution]):
         )
 
 
+class WebhookDeliverySerializer(serializers.ModelSerializer[WebhookDelivery]):
+    """The completion webhook's delivery: `pending` until sent (or between retries)."""
+
+    url = serializers.SerializerMethodField(help_text="the callback URL, without its query")
+
+    class Meta:
+        model = WebhookDelivery
+        fields = (
+            "url",
+            "state",
+            "attempts",
+            "last_status",
+            "last_error",
+            "last_attempt_at",
+            "next_attempt_at",
+            "delivered_at",
+        )
+
+    def get_url(self, delivery: WebhookDelivery) -> str:
+        return delivery.url.split("?", 1)[0].split("#", 1)[0]
+
+
 class ExecutionSerializer(serializers.ModelSerializer[Execution]):
     cost = serializers.FloatField()
     workflow = serializers.CharField(source="workflow_id", allow_null=True)
     nodes = NodeRunSerializer(source="node_runs", many=True, read_only=True)
+    webhook = WebhookDeliverySerializer(
+        read_only=True, allow_null=True, help_text="null when the run named no callback_url"
+    )
+    waiting_for = serializers.SerializerMethodField(
+        help_text="status `waiting`: {node_id, question, options, expires_at, on_expiry, since}; "
+        "answer it with POST /executions/{id}/resume. Else null."
+    )
 
     class Meta:
         model = Execution
@@ -150,5 +218,10 @@ class ExecutionSerializer(serializers.ModelSerializer[Execution]):
             "started_at",
             "finished_at",
             "execution_time",
+            "webhook",
+            "waiting_for",
             "nodes",
         )
+
+    def get_waiting_for(self, execution: Execution) -> dict[str, Any] | None:
+        return waiting_for(execution)

@@ -23,6 +23,7 @@ from agentflow_site.observability import metrics
 from agentflow_site.observability.errors import INTERNAL_RUN_ERRORS
 from agentflow_site.observability.profiling import Profile, profile_wanted, profiled
 from agentflow_site.runtime_config import daily_budget, run_context
+from executions.approvals import execution_cancel_waiting
 from executions.checkpoints import checkpointer
 from executions.lifecycle import log_ended, log_queued, log_started, run_labels
 from executions.models import (
@@ -37,6 +38,7 @@ from executions.recording import TraceWriter, money
 from executions.runner import Around, CallerThread, Event, run_observed
 from executions.selectors import budget_limits
 from executions.wakeup import notify_workers
+from executions.webhooks import webhooks_wake
 from runtime import telemetry
 from runtime.budget import Budget, DailyLimits, LimitName, Spend
 from runtime.compiler import compile_workflow
@@ -177,6 +179,7 @@ def _claim(execution_id: str, worker: str, **fields: Any) -> bool:
             kind="end",
             data={"status": Status.CANCELLED, "error": cancelled},
         )
+        webhooks_wake([execution_id])
         return False
     if stale.update(**taken):
         # Attempts the dead worker left open never finished; the resumed run records its own.
@@ -312,6 +315,7 @@ def _finish(
             end.save()
             metrics.execution_ended(execution, status, final_state, execution_time)
             log_ended(execution, status, execution_time, error)
+            webhooks_wake([execution.pk])
 
 
 def ending(
@@ -426,8 +430,14 @@ def execution_cancel(*, execution: Execution, actor: str) -> Execution:
         )
         metrics.execution_ended(execution, Status.CANCELLED, None, 0)
         log_ended(execution, Status.CANCELLED, 0, error)
-    elif not Execution.objects.filter(pk=execution.pk, status=Status.RUNNING).update(
-        cancel_requested=True
+        webhooks_wake([execution.pk])
+    elif not (
+        execution_cancel_waiting(execution=execution, error=error)
+        or Execution.objects.filter(pk=execution.pk, status=Status.RUNNING).update(
+            cancel_requested=True
+        )
+        # it went from running to waiting meanwhile
+        or execution_cancel_waiting(execution=execution, error=error)
     ):
         raise ExecutionFinished(f"Execution {execution.id} has already ended.")
     audit_record(

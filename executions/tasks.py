@@ -4,8 +4,10 @@ A queued run is an `Execution` row with status `queued`: the run workers (`manag
 runworker`, executions/worker.py) claim such rows themselves. Queueing one only wakes them.
 """
 
+from executions.approvals import waits_expire
 from executions.services import stale_runs
 from executions.wakeup import notify_workers
+from executions.webhooks import webhooks_deliver_due
 from executions.worker import MAX_DELIVERIES, give_up_lost
 
 
@@ -19,7 +21,9 @@ def reap_stale_runs() -> int:
     """Give up on runs lost too often (and on synchronous runs whose process died: their client
     was told they failed, so they are not run again); wake the workers for the rest, which
     take them over and resume them from their last checkpoint. Workers also do this by
-    themselves every few seconds; this is the django-q2 schedule's entry point."""
+    themselves every few seconds; this is the django-q2 schedule's entry point. Waits on a
+    person that expired end (or take their `on_expiry` branch) here too."""
+    waits_expire()
     stale = stale_runs()
     give_up_lost(stale)
     resumable = stale.filter(deliveries__lt=MAX_DELIVERIES, mode="async").count()
@@ -28,4 +32,10 @@ def reap_stale_runs() -> int:
     return resumable
 
 
-__all__ = ["enqueue_run", "reap_stale_runs"]
+def deliver_webhooks() -> int:
+    """Send the completion webhooks that are due (a run's end wakes this; django-q2's
+    every-minute schedule runs it for retries); how many were sent."""
+    return webhooks_deliver_due()
+
+
+__all__ = ["deliver_webhooks", "enqueue_run", "reap_stale_runs"]

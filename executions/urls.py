@@ -12,6 +12,8 @@ from executions.api import (
     WorkflowExecuteApi,
     WorkflowExecutionsApi,
 )
+from executions.approval_api import ExecutionResumeApi
+from executions.webhook_api import WebhookSecretApi
 
 urlpatterns = [
     path("workflows/execute", WorkflowExecuteApi.as_view(), name="workflow-execute"),
@@ -27,11 +29,17 @@ urlpatterns = [
     ),
     path("executions", ExecutionListApi.as_view(), name="executions"),
     path("usage", UsageApi.as_view(), name="usage"),
+    path("webhook-secret", WebhookSecretApi.as_view(), name="webhook-secret"),
     path("executions/<exec:execution_id>", ExecutionDetailApi.as_view(), name="execution-detail"),
     path(
         "executions/<exec:execution_id>/cancel",
         ExecutionCancelApi.as_view(),
         name="execution-cancel",
+    ),
+    path(
+        "executions/<exec:execution_id>/resume",
+        ExecutionResumeApi.as_view(),
+        name="execution-resume",
     ),
     path(
         "executions/<exec:execution_id>/events",

@@ -42,10 +42,12 @@ from typing import Any
 import structlog
 from django.conf import settings
 from django.db import close_old_connections, transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from agentflow_site.observability import metrics
+from executions.approvals import execution_wait, waits_expire
 from executions.checkpoints import SharedSaver
 from executions.gates import Gates, GatesFailed, Refused
 from executions.lifecycle import log_ended, log_started
@@ -66,11 +68,12 @@ from executions.services import (
     worker_name,
 )
 from executions.wakeup import Listener, listens, notify_workers
+from executions.webhooks import webhooks_wake
 from runtime import loop
 from runtime.compiler import compile_workflow
 from runtime.events import NodeFinished, NodeStarted
 from runtime.providers.preload import preload
-from runtime.runner import CANCELLED, FAILED, RunOutcome, run_workflow
+from runtime.runner import CANCELLED, FAILED, WAITING, RunOutcome, run_workflow
 from workflows.services import workflow_validate
 
 logger = structlog.get_logger(__name__)
@@ -267,6 +270,7 @@ class RunWorker:
     # --- claims -----------------------------------------------------------------------------
 
     def _claim_runs(self) -> None:
+        self._guarded(waits_expire)  # an expired wait that takes a branch is queued: claim it
         free = self.capacity - len(self.runs)
         if free <= 0:
             return
@@ -325,6 +329,8 @@ class RunWorker:
                     timeout_seconds=timeout,
                     checkpointer=saver,
                     thread_id=execution.id,
+                    resume=_resume(execution),
+                    spent=execution.execution_time or 0.0,  # before it waited: not the wait
                 )
                 return await (around(work) if around else work)
 
@@ -366,26 +372,17 @@ class RunWorker:
                 event
                 for run, outcome in ends
                 if not run.lost  # another worker holds it now: its end is theirs to write
-                and (
-                    event := ending(
-                        run.execution.pk,
-                        outcome.status,
-                        outcome.final_state or None,
-                        outcome.error,
-                        outcome.execution_time,
-                        worker=self.name,
-                        spec_digest=run.digest,
-                    )
-                )
+                and (event := _ending(run, outcome, self.name))
             ]
             ExecutionEvent.objects.bulk_create(events)
-            ended = {event.execution_id for event in events}
+            ended = {event.execution_id for event in events if event.kind == "end"}
             for run, outcome in ends:
                 if run.execution.pk in ended:
                     metrics.execution_ended(
                         run.execution, outcome.status, outcome.final_state, outcome.execution_time
                     )
                     log_ended(run.execution, outcome.status, outcome.execution_time, outcome.error)
+            webhooks_wake(ended)
 
     # --- ticks ------------------------------------------------------------------------------
 
@@ -465,6 +462,42 @@ class RunWorker:
         self._guarded(hand_back)
 
 
+def _resume(execution: Execution) -> tuple[str, Any] | None:
+    """The answer a resumed run carries, keyed by the question (interrupt) it answers."""
+    given = execution.answer
+    if not given or not given.get("interrupt_id"):
+        return None
+    answer = {key: given.get(key) for key in ("answer", "comment", "by", "at")}
+    return given["interrupt_id"], answer
+
+
+def _ending(run: _Run, outcome: RunOutcome, worker: str) -> ExecutionEvent | None:
+    """The run's end, or its wait (the worker lets go of it: executions.approvals); a run
+    asked to stop just as it began to wait ends cancelled."""
+    execution_id, status, error = run.execution.pk, outcome.status, outcome.error
+    if status == WAITING and outcome.waiting is not None:
+        waits = execution_wait(
+            execution_id,
+            outcome.final_state or None,
+            outcome.waiting,
+            outcome.execution_time,
+            worker=worker,
+            spec_digest=run.digest,
+        )
+        if waits is not None:
+            return waits
+        status, error = CANCELLED, {"code": "cancelled", "message": "The run was cancelled."}
+    return ending(
+        execution_id,
+        status,
+        outcome.final_state or None,
+        error,
+        outcome.execution_time,
+        worker=worker,
+        spec_digest=run.digest,
+    )
+
+
 def _outcome(run: _Run) -> RunOutcome:
     try:
         return run.future.result()
@@ -491,7 +524,7 @@ def claim_queued(worker: str, limit: int) -> list[str]:
             return []
         Execution.objects.filter(pk__in=ids, status=Status.QUEUED).update(
             status=Status.RUNNING,
-            started_at=now,
+            started_at=Coalesce("started_at", Value(now)),  # an answered wait keeps its start
             heartbeat_at=now,
             worker=worker,
             deliveries=F("deliveries") + 1,
@@ -535,3 +568,4 @@ def give_up_lost(stale: Any) -> None:
             execution_failure_report(execution_id=execution_id, error=error)
             metrics.execution_ended(execution, Status.FAILED, None, 0)
             log_ended(execution, Status.FAILED, 0, error)
+            webhooks_wake([execution_id])

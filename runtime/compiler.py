@@ -31,11 +31,13 @@ from runtime.node_metadata import NodeMetadata
 from runtime.nodes import NODE_TYPES, Node
 from runtime.nodes.aggregator import _Aggregator
 from runtime.nodes.llm import LLMNode
+from runtime.plugins import registry as plugins
 from runtime.ratelimit import QueueLimits, take
 from runtime.spec import END as SPEC_END
 from runtime.spec import Edge, SourceSpec, WorkflowSpec
 from runtime.state import LOOPS_KEY, state_schema
 from runtime.validation import ValidationResult
+from runtime.validation_workflows import SubWorkflow, source_kinds
 
 CACHE_SIZE = 256
 NodeRegistry = Mapping[str, type[Node] | Mapping[str, type[Node]]]
@@ -59,29 +61,45 @@ class CompiledWorkflow:
         return 2 * self.max_steps + 16
 
 
-_cache: OrderedDict[tuple[str, frozenset[str]], CompiledWorkflow] = OrderedDict()
+_cache: OrderedDict[tuple[str, frozenset[str], int], CompiledWorkflow] = OrderedDict()
 _cache_lock = threading.Lock()
 
 
-def spec_digest(spec: WorkflowSpec, sources: Mapping[str, SourceSpec]) -> str:
-    body = {
+def spec_digest(
+    spec: WorkflowSpec,
+    sources: Mapping[str, SourceSpec],
+    workflows: Mapping[str, SubWorkflow] | None = None,
+) -> str:
+    body: dict[str, Any] = {
         "spec": spec.model_dump(mode="json", by_alias=True),
         "sources": {k: v.model_dump(mode="json") for k, v in sorted(sources.items())},
     }
+    if workflows:  # what each `workflow` node runs, pinned (a changed child is another graph)
+        body["workflows"] = {
+            node: [sub.workflow_id, sub.version, _validated_digest(sub.validated)]
+            for node, sub in sorted(workflows.items())
+        }
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def _validated_digest(validated: ValidationResult) -> str:
+    assert validated.spec is not None  # a pinned sub-workflow was valid
+    return spec_digest(validated.spec, validated.sources, validated.workflows)
 
 
 def compile_workflow(
     validated: ValidationResult,
     *,
     state_keys: Iterable[str] = (),
-    node_types: NodeRegistry = NODE_TYPES,
+    node_types: NodeRegistry | None = None,
 ) -> CompiledWorkflow:
     """Compile a validated spec, or return the cached graph for the same spec and state keys.
 
     Args:
         validated: the result of `validate_spec`; it must be valid.
         state_keys: keys of the initial state beyond the well-known ones, so nodes can read them.
+        node_types: the node classes by type; None: the built-in ones and this process's
+            enabled plugins (`runtime.plugins.registry`).
 
     Raises:
         SpecValidationError: the spec is not valid.
@@ -89,13 +107,14 @@ def compile_workflow(
     if validated.spec is None or not validated.valid:
         raise SpecValidationError(validated.errors)
     spec = validated.spec
-    digest = spec_digest(spec, validated.sources)
-    key = (digest, frozenset(state_keys))
+    digest = spec_digest(spec, validated.sources, validated.workflows)
+    key = (digest, frozenset(state_keys), plugins.generation())
     with _cache_lock:
         if key in _cache:
             _cache.move_to_end(key)
             return _cache[key]
-    compiled = _compile(validated, spec, digest, key[1], node_types)
+    registry = node_types if node_types is not None else {**plugins.node_classes(), **NODE_TYPES}
+    compiled = _compile(validated, spec, digest, key[1], registry)
     with _cache_lock:
         _cache[key] = compiled
         while len(_cache) > CACHE_SIZE:
@@ -124,7 +143,10 @@ def _compile(
     for (_, to), queue in queues.items():
         if isinstance(nodes.get(to), LLMNode):
             cast(LLMNode, nodes[to]).queue = queue
-    output_keys = {k for n in nodes.values() if (k := n.meta.output_key)}
+    output_keys = {k for n in nodes.values() if (k := n.meta.output_key or n.result_key)}
+    output_keys |= {
+        k for n in nodes.values() if isinstance(n.meta, NodeMetadata) for k in n.meta.written_keys()
+    }
     graph: StateGraph[Any, RunContext, Any, Any] = StateGraph(
         state_schema(output_keys | state_keys), context_schema=RunContext
     )
@@ -142,7 +164,7 @@ def _compile(
         node_types=types,
         max_steps=limits.max_steps if limits else 100,
         timeout_seconds=limits.timeout_seconds if limits else None,
-        source_kinds=frozenset(s.kind for s in validated.sources.values()),
+        source_kinds=source_kinds(validated),
     )
 
 

@@ -20,6 +20,7 @@ from runtime import metrics
 from runtime.budget import UNLIMITED, Budget
 from runtime.credentials import SourceCredentials
 from runtime.egress import EgressPolicy, EgressRefused, check_url
+from runtime.egress.guard import TRUST_HINT
 from runtime.errors import InvalidResult, NodeError
 from runtime.events import NullObserver, RunObserver
 from runtime.grants import Grants
@@ -73,6 +74,13 @@ def _default_aggregations() -> Mapping[str, AggregationFunction]:
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+PROVIDER_HINT = (
+    "A provider's base_url on a private or loopback host (a gateway, a local model server) is "
+    "reachable only when the operator lists that host, with its port, in "
+    "AGENTFLOW_TRUSTED_PROVIDER_HOSTS (or in the tenant's trusted hosts)."
+)
 
 
 @dataclass
@@ -134,6 +142,8 @@ class RunContext:
     """Seconds each node's queue gate waited before it ran; the node's trace takes them."""
     inputs: dict[str, Any] = field(default_factory=dict, repr=False)
     """What each running node attempt was given (`note_input`); its trace takes it."""
+    input_chars: int = 0
+    """Characters of node inputs this run's trace kept so far (limits.max_recorded_input_chars)."""
     _adapters: dict[str, Any] = field(default_factory=dict, repr=False)
     _owned: list[Any] = field(default_factory=list, repr=False)
     """Adapters this run built and closes at its end."""
@@ -226,7 +236,11 @@ class RunContext:
             try:
                 check_url(url, self.egress_policy(kind, config))
             except EgressRefused as exc:
-                raise EgressRefused(f"The source's {name} is refused. {exc.message}") from None
+                said = exc.message
+                if kind in PROVIDER_KINDS:  # allowed_hosts is the http kind's; this is the fix
+                    said = said.replace(TRUST_HINT, PROVIDER_HINT)
+                message = f"The source's {name} is refused. {said}"
+                raise EgressRefused(message) from None
 
     def egress_policy(self, kind: str, config: Any) -> EgressPolicy:
         """Which non-public hosts a source may reach: what the operator trusts (for provider

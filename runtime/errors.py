@@ -26,6 +26,11 @@ class ErrorType(StrEnum):
     INVALID_EXPRESSION = "invalid_expression"
     INVALID_QUEUE = "invalid_queue"
     SPEC_TOO_LARGE = "spec_too_large"
+    UNKNOWN_WORKFLOW = "unknown_workflow"
+    UNKNOWN_WORKFLOW_VERSION = "unknown_workflow_version"
+    WORKFLOW_CYCLE = "workflow_cycle"
+    WORKFLOW_DEPTH = "workflow_depth"
+    INVALID_WORKFLOW = "invalid_workflow"
 
 
 class SpecErrorDict(TypedDict):
@@ -223,3 +228,11 @@ class ResourceLimit(NodeError):
     """The work asked for more memory or nesting than the server gives one node."""
 
     code = "resource_limit"
+
+
+class PluginError(NodeError):
+    """A node plugin's run function failed (or refused its input): the message names the
+    plugin and the package it came from. Plugins may raise it themselves with a message for
+    the user."""
+
+    code = "plugin_error"

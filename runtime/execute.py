@@ -9,14 +9,22 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+from langgraph.errors import GraphInterrupt
+
 from runtime import telemetry
-from runtime.context import RunContext
+from runtime.context import RunContext, RunStopped
 from runtime.errors import InvalidRequest, NodeError, NodeTimeout, ResourceLimit
 from runtime.events import NodeFinished, NodeStarted
-from runtime.node_input import recorded_input
+from runtime.node_input import MAX_INPUT_CHARS, kept_input, left_out
 from runtime.nodes.base import Node, NodeOutput, State
 from runtime.policies import NO_RETRY, RetryPolicy, retrying
 from runtime.sandbox.limits import evaluation_deadline
+
+
+class NodeStopped(NodeError):
+    """The run was cancelled while the node ran (its sub-workflow could start no more nodes)."""
+
+    code = "cancelled"
 
 
 class InternalNodeError(NodeError):
@@ -87,6 +95,18 @@ async def _attempt_in(
                 output = _redacted(await node.run(state, ctx), ctx)
                 update = _update(node, output)
                 ctx.count_update(node.node_id, update)  # before the trace records the result
+    except GraphInterrupt:  # the node asked a person (approval): the run waits, from here
+        waiting = NodeFinished(
+            node.node_id,
+            node_type,
+            attempt,
+            started_at,
+            ctx.clock() - start,
+            "waiting",
+            details=_with_input({}, node, ctx),
+        )
+        await _finished(ctx, span, waiting)
+        raise
     except Exception as exc:  # every failure becomes a NodeError, recorded, then raised
         error = ctx.redactor.error(
             _as_node_error(node, exc, expired=deadline.expired(), limit=limit)
@@ -105,6 +125,8 @@ async def _attempt_in(
                 details=_with_input(_rate_wait({}, gate_wait), node, ctx),
             ),
         )
+        if isinstance(exc, RunStopped):  # refused inside a sub-workflow: the run is cancelled
+            raise
         raise error from exc
     await _finished(
         ctx,
@@ -156,7 +178,13 @@ def _with_input(details: dict[str, Any], node: Node, ctx: RunContext) -> dict[st
     if node.node_id not in ctx.inputs:
         return details
     given = ctx.inputs.pop(node.node_id)
-    return details | {"input": recorded_input(given, ctx.redactor.value)}
+    cap = ctx.limits.max_recorded_input_chars
+    room = cap - ctx.input_chars
+    if room <= 0:
+        return details | {"input": left_out(cap)}
+    kept, chars = kept_input(given, ctx.redactor.value, min(MAX_INPUT_CHARS, room))
+    ctx.input_chars += chars
+    return details | {"input": kept}
 
 
 def _as_node_error(node: Node, exc: Exception, *, expired: bool, limit: float | None) -> NodeError:
@@ -181,6 +209,8 @@ def _as_node_error(node: Node, exc: Exception, *, expired: bool, limit: float | 
 
 def _named(node_id: str, exc: Exception) -> NodeError | None:
     """A named error for failures a spec or its input can cause anywhere in a node's work."""
+    if isinstance(exc, RunStopped):
+        return NodeStopped(f"Node '{node_id}' stopped: the run was cancelled.", node_id=node_id)
     if isinstance(exc, MemoryError):
         return ResourceLimit(
             f"Node '{node_id}' needed more memory than the server has for it; give it less to "

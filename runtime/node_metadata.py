@@ -8,12 +8,22 @@ join in; plain pydantic models are validated and otherwise left alone.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Annotated, Any, ClassVar, Literal, cast
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
-from pydantic import BaseModel, Field, JsonValue, RootModel, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    JsonValue,
+    PrivateAttr,
+    RootModel,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from runtime.egress.headers import literal_secret
 from runtime.sqltext import single_select_problem
@@ -83,6 +93,10 @@ class NodeMetadata(StrictModel):
     def literal_secrets(self) -> Iterator[tuple[Loc, str]]:
         """Credentials written into the metadata itself (reported as `literal_secret`)."""
         return iter(())
+
+    def written_keys(self) -> frozenset[str]:
+        """State keys the node sets besides its result key (a sub-workflow's `output`)."""
+        return frozenset()
 
 
 class _Sourced(NodeMetadata):
@@ -360,6 +374,101 @@ class HTTPMetadata(_Sourced):
                 yield ("headers", name), reason
 
 
+# --- approval ----------------------------------------------------------------------------------
+
+
+class ApprovalMetadata(NodeMetadata):
+    """A person's answer: the run waits (`waiting`) until one of `options` is given."""
+
+    question: NonEmpty = Field(description="Template: what the person is asked.")
+    options: list[IntentName] = Field(
+        default_factory=lambda: ["approve", "reject"],
+        min_length=1,
+        max_length=20,
+        description="The answers allowed; the answer becomes `intent`, so edges can branch on it.",
+    )
+    expires_after_seconds: float | None = Field(
+        default=None, gt=0, le=90 * 86_400, description="How long the run waits, at most."
+    )
+    on_expiry: IntentName = Field(
+        default="fail", description='"fail", or the option taken when the wait expires.'
+    )
+
+    @model_validator(mode="after")
+    def _known_answers(self) -> ApprovalMetadata:
+        if len(set(self.options)) != len(self.options):
+            raise ValueError("options repeat an answer; list each once.")
+        if self.on_expiry != "fail" and self.on_expiry not in self.options:
+            raise ValueError(
+                f'on_expiry must be "fail" or one of the options ({", ".join(self.options)}).'
+            )
+        return self
+
+    def templates(self) -> Iterator[tuple[Loc, str]]:
+        yield ("question",), self.question
+
+    def produced_intents(self) -> frozenset[str] | None:
+        return frozenset(self.options)
+
+
+# --- workflow ----------------------------------------------------------------------------------
+
+_STATE_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+RESERVED_STATE_KEYS = frozenset({"tokens_used", "cost", "outputs", "errors", "metadata"})
+"""Keys summed or merged by the run itself: a sub-workflow's `output` may not write them."""
+WorkflowRef = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class WorkflowMetadata(NodeMetadata):
+    """Runs a stored workflow of the same tenant inside this run (runtime/nodes/workflow.py)."""
+
+    workflow: WorkflowRef = Field(description="A stored workflow of yours: its id (wf_…) or name.")
+    version: int | None = Field(
+        default=None, ge=1, description="The version to run; none: its current version."
+    )
+    input: dict[StateKey, str] = Field(
+        default_factory=lambda: {"user_input": "user_input"},
+        description="The sub-workflow's initial state: its key → a key of this run's state, "
+        'or a template ("{{ outputs.writer }}").',
+    )
+    output: dict[StateKey, StateKey] = Field(
+        default_factory=dict,
+        description="Keys of this run's state set from the sub-workflow's final state: "
+        "this run's key → the sub-workflow's key. The node's result is its final_output.",
+    )
+    _child: Any = PrivateAttr(default=None)
+    """The sub-workflow as validated (runtime.validation_workflows.SubWorkflow)."""
+
+    @field_validator("input")
+    @classmethod
+    def _keys_or_templates(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, source in value.items():
+            if "{" not in source and not _STATE_KEY.match(source):
+                raise ValueError(
+                    f"input.{key} is {source!r}: name a state key (user_input) or write a "
+                    'template ("{{ user_input }}")'
+                )
+        return value
+
+    @field_validator("output")
+    @classmethod
+    def _not_reserved(cls, value: dict[str, str]) -> dict[str, str]:
+        taken = sorted(RESERVED_STATE_KEYS.intersection(value))
+        if taken:
+            raise ValueError(f"{', '.join(taken)} are kept by the run itself; map to other keys")
+        return value
+
+    @property
+    def child(self) -> Any:
+        return self._child
+
+    def templates(self) -> Iterator[tuple[Loc, str]]:
+        return ((("input", key), value) for key, value in self.input.items() if "{" in value)
+
+    def written_keys(self) -> frozenset[str]:
+        return frozenset(self.output)
+
+
 # Metadata models that answer the validator's questions (plugins may subclass NodeMetadata).
 HOOK_TYPES = (NodeMetadata, OneOfStrategies)
 Hooked = NodeMetadata | OneOfStrategies
@@ -372,4 +481,6 @@ NODE_METADATA: dict[str, type[BaseModel]] = {
     "db": DBMetadata,
     "aggregator": AggregatorMetadata,
     "http": HTTPMetadata,
+    "approval": ApprovalMetadata,
+    "workflow": WorkflowMetadata,
 }

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from langgraph.errors import GraphRecursionError
+from langgraph.types import Command
 
 from runtime import telemetry
 from runtime.compiler import CompiledWorkflow
@@ -25,6 +26,9 @@ from runtime.sandbox.limits import evaluation_deadline
 from runtime.state import FinalState, bounded_final_state, initial_state
 
 SUCCEEDED, FAILED, TIMED_OUT, CANCELLED = "succeeded", "failed", "timed_out", "cancelled"
+WAITING = "waiting"
+"""Not an end: a node asked a person (LangGraph's interrupt); the run goes on when answered."""
+INTERRUPT_KEY = "__interrupt__"
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,9 @@ class RunOutcome:
     interrupted: bool = False
     """It stopped because its checkpoint store went away (the database): not a failure of the
     run, which resumes from its last checkpoint once its caller can reach the store again."""
+    waiting: dict[str, Any] | None = None
+    """Status WAITING: what the node asks (its interrupt's value) and `interrupt_id`, the key
+    of the answer when the run is resumed (`run_workflow(resume=…)`)."""
 
     @property
     def tokens_used(self) -> int:
@@ -74,10 +81,16 @@ def _error(code: str, message: str, node_id: str | None = None) -> dict[str, Any
 
 
 async def _start(
-    workflow: CompiledWorkflow, state: dict[str, Any], checkpointer: Any, thread_id: str | None
-) -> tuple[Any, Any, dict[str, Any] | None, dict[str, Any]]:
+    workflow: CompiledWorkflow,
+    state: dict[str, Any],
+    checkpointer: Any,
+    thread_id: str | None,
+    resume: tuple[str, Any] | None = None,
+) -> tuple[Any, Any, Any, dict[str, Any]]:
     """The graph, config and input for this run; a checkpointed run that already began resumes
-    (input None) from its last checkpoint, with the state it had reached."""
+    (input None) from its last checkpoint, with the state it had reached. A run waiting on the
+    interrupt `resume` names is given its answer; an answer to an interrupt no longer pending
+    (the node took it before a worker was lost) is not given again."""
     config: Any = {"recursion_limit": workflow.recursion_limit}
     if checkpointer is None:
         return workflow.graph, config, state, state
@@ -86,8 +99,12 @@ async def _start(
     saved = await checkpointer.aget_tuple(config)
     if saved is None:
         return graph, config, state, state
-    reached = (await graph.aget_state(config)).values
-    return graph, config, None, dict(reached) or state
+    snapshot = await graph.aget_state(config)
+    pending = {interrupt.id for interrupt in snapshot.interrupts}
+    inputs: Command[Any] | None = None
+    if resume and resume[0] in pending:
+        inputs = Command(resume={resume[0]: resume[1]})
+    return graph, config, inputs, dict(snapshot.values) or state
 
 
 async def run_workflow(
@@ -98,6 +115,8 @@ async def run_workflow(
     timeout_seconds: float | None = None,
     checkpointer: Any = None,
     thread_id: str | None = None,
+    resume: tuple[str, Any] | None = None,
+    spent: float = 0.0,
 ) -> RunOutcome:
     """Run from `values` (the initial state) to the end, within the spec's and the caller's
     timeouts. Never raises for a failing run: the outcome says what happened. Its log lines
@@ -106,10 +125,16 @@ async def run_workflow(
     Args:
         checkpointer: a LangGraph checkpoint saver; with it, every superstep is saved under
             `thread_id`, and a run whose thread already has a checkpoint resumes from it (a node
-            whose result was saved is not run again).
+            whose result was saved is not run again). A node that asks a person (an approval)
+            needs one: the run then ends WAITING, its state kept in the checkpoint.
+        resume: (interrupt id, answer): the answer to the question the run waits on.
+        spent: seconds the run already ran before it waited: they count against its
+            timeouts, and its execution time adds them up.
     """
     with telemetry.run_scope(workflow.spec.name, ctx.labels, ctx.trace_parent) as span:
-        outcome = await _run(workflow, values, ctx, timeout_seconds, checkpointer, thread_id)
+        outcome = await _run(
+            workflow, values, ctx, timeout_seconds, checkpointer, thread_id, resume, spent
+        )
         telemetry.run_ended(span, outcome.status, outcome.error)
         return outcome
 
@@ -121,6 +146,8 @@ async def _run(
     timeout_seconds: float | None,
     checkpointer: Any,
     thread_id: str | None,
+    resume: tuple[str, Any] | None = None,
+    spent: float = 0.0,
 ) -> RunOutcome:
     ctx.max_steps = workflow.max_steps
     ctx.initial = dict(values)
@@ -128,26 +155,36 @@ async def _run(
     if not isinstance(ctx.observer, RedactingObserver | NullObserver):
         ctx.observer = RedactingObserver(ctx.observer, ctx.redactor)
     limit = _limit(workflow, timeout_seconds)
-    status, error, interrupted = SUCCEEDED, None, False
+    left = max(limit - spent, 0.001) if limit else None  # time used before a wait counts
+    status, error, interrupted, waiting = SUCCEEDED, None, False, None
     graph, config, inputs, state = workflow.graph, cast(Any, {}), None, initial_state(values)
     start = ctx.clock()
     # The timeout counts from here, when the run was taken up: imports and the checkpoint lookup
     # are part of it. Node tasks inherit the sandbox's deadline: no evaluation outlives it.
-    deadline = time.monotonic() + limit if limit else None
+    deadline = time.monotonic() + left if left else None
     try:
         # Inside the try: a cancel or failure while imports or the checkpoint lookup are still
         # going ends as an outcome too, never as an exception out of the run.
-        async with asyncio.timeout(limit):
+        async with asyncio.timeout(left):
             if missing(workflow.source_kinds):  # a thread only when there is something to import
                 await asyncio.to_thread(preload, workflow.source_kinds)
-            graph, config, inputs, state = await _start(workflow, state, checkpointer, thread_id)
+            graph, config, inputs, state = await _start(
+                workflow, state, checkpointer, thread_id, resume
+            )
             ctx.count_initial(state)
             start = ctx.clock()
             with evaluation_deadline(deadline):
                 async for snapshot in graph.astream(
                     inputs, config=config, context=ctx, stream_mode="values"
                 ):
+                    if INTERRUPT_KEY in snapshot:  # a node asked a person: the stream ends
+                        waiting = _waiting(snapshot[INTERRUPT_KEY])
+                        snapshot = {k: v for k, v in snapshot.items() if k != INTERRUPT_KEY}
                     state = snapshot
+        if waiting is not None and checkpointer is None:  # nothing would keep its state
+            status, error, waiting = FAILED, _no_waiting(waiting), None
+        elif waiting is not None:
+            status = WAITING
     except TimeoutError:
         status = TIMED_OUT
         error = _error(
@@ -173,8 +210,27 @@ async def _run(
     # Node updates were redacted as they were made; the initial state and errors raised outside
     # any node (a LangGraph failure quoting a value) are redacted here.
     redact = ctx.redactor.value
-    took = round(ctx.clock() - start, 6)
-    return RunOutcome(status, redact(final.values), redact(error), took, interrupted)
+    took = round(ctx.clock() - start + spent, 6)
+    return RunOutcome(
+        status, redact(final.values), redact(error), took, interrupted, redact(waiting)
+    )
+
+
+def _no_waiting(waiting: dict[str, Any]) -> dict[str, Any]:
+    node_id = waiting.get("node_id")
+    return _error(
+        "approval_needs_background",
+        f"Node '{node_id}' asks a person for approval, which only a background run (mode "
+        "async) can wait for.",
+        node_id,
+    )
+
+
+def _waiting(interrupts: Any) -> dict[str, Any]:
+    """The first question the run waits on (parallel ones are asked one after the other)."""
+    first = interrupts[0]
+    value = first.value if isinstance(first.value, dict) else {"question": first.value}
+    return {**value, "interrupt_id": first.id}
 
 
 def _resource_message(exc: BaseException) -> str:

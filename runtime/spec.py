@@ -120,23 +120,27 @@ class WorkflowSpec(StrictModel):
 def workflow_spec_json_schema(
     node_types: Mapping[str, type[BaseModel]] | None = None,
 ) -> dict[str, Any]:
-    """Return the JSON Schema (draft 2020-12) of a WorkflowSpec, metadata and configs included."""
-    if node_types:
-        return _build_schema(tuple(node_types.items()))
-    return copy.deepcopy(_cached_schema())
+    """Return the JSON Schema (draft 2020-12) of a WorkflowSpec, metadata and configs included.
+
+    `node_types` (plugin type → metadata model) adds plugin types; built-in names win.
+    """
+    extra = tuple((k, v) for k, v in (node_types or {}).items() if k not in NODE_METADATA)
+    return copy.deepcopy(_cached_schema(extra))
 
 
-@lru_cache(maxsize=1)
-def _cached_schema() -> dict[str, Any]:
-    return _build_schema(())
+@lru_cache(maxsize=8)
+def _cached_schema(extra: tuple[tuple[str, type[BaseModel]], ...]) -> dict[str, Any]:
+    return _build_schema(extra)
 
 
 def _build_schema(extra: tuple[tuple[str, type[BaseModel]], ...]) -> dict[str, Any]:
     schema = WorkflowSpec.model_json_schema(by_alias=True)
     defs: dict[str, Any] = schema.setdefault("$defs", {})
-    node_models = {**dict(extra), **NODE_METADATA}
-    defs["Node"]["allOf"] = _conditional_refs(defs, "type", "metadata", node_models)
-    defs["Node"]["properties"]["type"]["examples"] = list(node_models)
+    rules = _conditional_refs(defs, "type", "metadata", NODE_METADATA)
+    # A plugin's models are named after its type: they never take a built-in model's place.
+    rules += _conditional_refs(defs, "type", "metadata", dict(extra), prefix="plugin.")
+    defs["Node"]["allOf"] = rules
+    defs["Node"]["properties"]["type"]["examples"] = [*NODE_METADATA, *dict(extra)]
     defs["SourceSpec"]["allOf"] = _conditional_refs(defs, "kind", "config", SOURCE_CONFIGS)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "WorkflowSpec"
@@ -144,17 +148,25 @@ def _build_schema(extra: tuple[tuple[str, type[BaseModel]], ...]) -> dict[str, A
 
 
 def _conditional_refs(
-    defs: dict[str, Any], tag: str, field: str, models: Mapping[str, type[BaseModel]]
+    defs: dict[str, Any],
+    tag: str,
+    field: str,
+    models: Mapping[str, type[BaseModel]],
+    prefix: str = "",
 ) -> list[dict[str, Any]]:
+    """One `if tag == name then field is model` rule per model, its schema put in `defs`; with
+    a prefix, each model and the models it nests are named after it (`plugin.<name>.Nested`)."""
     rules = []
     for name, model in models.items():
-        sub = model.model_json_schema(by_alias=True, ref_template="#/$defs/{model}")
-        defs.update(sub.pop("$defs", {}))
-        defs[model.__name__] = sub
+        nested = f"{prefix}{name}." if prefix else ""
+        sub = model.model_json_schema(by_alias=True, ref_template=f"#/$defs/{nested}{{model}}")
+        defs.update({nested + key: value for key, value in sub.pop("$defs", {}).items()})
+        def_name = f"{prefix}{name}" if prefix else model.__name__
+        defs[def_name] = sub
         rules.append(
             {
                 "if": {"properties": {tag: {"const": name}}, "required": [tag]},
-                "then": {"properties": {field: {"$ref": f"#/$defs/{model.__name__}"}}},
+                "then": {"properties": {field: {"$ref": f"#/$defs/{def_name}"}}},
             }
         )
     return rules

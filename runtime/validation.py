@@ -20,6 +20,7 @@ from runtime.spec import SourceSpec, WorkflowSpec
 from runtime.validation_checks import run_checks
 from runtime.validation_load import load
 from runtime.validation_report import Report
+from runtime.validation_workflows import SubWorkflow, WorkflowResolver
 
 __all__ = [
     "PLATFORM_SECRET_NAMES",
@@ -62,6 +63,18 @@ class ValidationOptions:
     """Plugin node types: type name → metadata model. Built-in names cannot be replaced."""
     only_node: str | None = None
     """Report only problems of this node's metadata and of the edges touching it."""
+    resolve_workflow: WorkflowResolver | None = None
+    """Look up a workflow stored for the tenant by id or name (and version). None: `workflow`
+    nodes cannot be checked, and are errors."""
+    max_workflow_depth: int = 3
+    """How deep workflows may call workflows (a `workflow` node's child is at depth 1)."""
+    workflow_path: tuple[tuple[str, str], ...] = ()
+    """(id, name) of the workflows this spec is called from, itself last when it is stored:
+    a `workflow` node calling one of them is a cycle."""
+    node_prefix: str = ""
+    """What this spec's node ids are prefixed with in the trace (`caller/`)."""
+    workflow_tally: list[int] | None = field(default=None, compare=False)
+    """Sub-workflows checked so far under one top-level spec (bounds the work)."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +87,10 @@ class ValidationResult:
     """Each node's validated metadata model, by node id."""
     sources: Mapping[str, SourceSpec] = field(default_factory=dict)
     """Every source the nodes use, inline or stored, by id."""
+    workflows: Mapping[str, SubWorkflow] = field(default_factory=dict)
+    """The stored workflow each `workflow` node runs, as validated, by node id."""
+    calls_workflows: bool = False
+    """The spec has `workflow` nodes: its result depends on other stored workflows."""
 
     @property
     def valid(self) -> bool:
@@ -122,10 +139,19 @@ def _env_check(opts: ValidationOptions) -> Callable[[str], bool]:
 def _result(
     errors: list[SpecError], warnings: list[SpecError], context: Any, opts: ValidationOptions
 ) -> ValidationResult:
+    calls = context is not None and context.calls_workflows
     if context is None or errors:
-        return ValidationResult(errors, warnings)
+        return ValidationResult(errors, warnings, calls_workflows=calls)
     spec = context.spec if opts.only_node is None else None
-    return ValidationResult(errors, warnings, spec, context.metadata_by_id, context.used_sources)
+    return ValidationResult(
+        errors,
+        warnings,
+        spec,
+        context.metadata_by_id,
+        context.used_sources,
+        context.workflows,
+        calls,
+    )
 
 
 def _with_positions(text: str, problems: list[SpecError]) -> list[SpecError]:

@@ -47,6 +47,9 @@ class Context:
     metadata_by_id: dict[str, BaseModel] = field(default_factory=dict)
     inline_sources: dict[str, dict[str, Any]] = field(default_factory=dict)
     used_sources: dict[str, SourceSpec] = field(default_factory=dict)
+    workflows: dict[str, Any] = field(default_factory=dict)
+    """node id → runtime.validation_workflows.SubWorkflow, for each `workflow` node resolved."""
+    calls_workflows: bool = False
     _resolved: dict[str, SourceSpec | None] = field(default_factory=dict)
 
     def source(self, ref: str) -> tuple[str, dict[str, Any]] | None:
@@ -414,6 +417,12 @@ def _dataflow_checks(ctx: Context) -> None:
     check_db_params(ctx)
 
 
+def _workflow_checks(ctx: Context) -> None:
+    from runtime.validation_workflows import check_workflows  # needs this module's Context too
+
+    check_workflows(ctx)
+
+
 def _check_limits(ctx: Context) -> None:
     limits = ctx.spec.limits if ctx.spec is not None else None
     ceiling = ctx.opts.max_steps
@@ -432,4 +441,5 @@ CHECKS: tuple[Callable[[Context], None], ...] = (
     _check_nodes,
     _graph_checks,
     _dataflow_checks,
+    _workflow_checks,
 )

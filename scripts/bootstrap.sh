@@ -24,6 +24,11 @@ fi
 echo "==> installing from $lock"
 if [ "$mode" = sync ]; then
   VIRTUAL_ENV=.venv .tools/bin/uv pip sync --quiet --require-hashes "$lock"
+  # The example node plugin the plugin tests load (docs/plugins.md). After the sync, which
+  # removes whatever the lock file does not list; uv builds it in-process (uv_build), offline.
+  echo "==> installing the example node plugin (examples/plugins/agentflow-plugin-example)"
+  VIRTUAL_ENV=.venv .tools/bin/uv pip install --quiet --no-deps \
+    -e examples/plugins/agentflow-plugin-example
 else
   VIRTUAL_ENV=.venv .tools/bin/uv pip install --quiet --require-hashes -r "$lock"
 fi

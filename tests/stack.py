@@ -80,6 +80,10 @@ class Stack:
     def worker(self) -> subprocess.Popen[bytes]:
         return self._start("worker", "manage.py", "runworker")
 
+    def qcluster(self) -> subprocess.Popen[bytes]:
+        """django-q2's cluster: schedules' ticks, completion webhooks, the minute sweeps."""
+        return self._start("qcluster", "manage.py", "qcluster")
+
     def web(self) -> None:
         """uvicorn, answering. Its port (free when chosen) may be taken by another process
         before uvicorn binds it, another test's server say: then it exits, and starts again on

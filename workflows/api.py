@@ -28,6 +28,7 @@ from agentflow_site.schema import SPEC_REF
 from runtime.errors import ErrorType, SpecError
 from runtime.graph_render import PictureTooLarge
 from runtime.jsonpos import locate
+from runtime.plugins.registry import metadata_models as plugin_metadata_models
 from runtime.spec import workflow_spec_json_schema
 from runtime.validation import ValidationResult
 from tenants.models import Role, Tenant
@@ -161,11 +162,12 @@ class WorkflowValidateApi(APIView):
 
 class WorkflowSpecSchemaApi(APIView):
     """The JSON Schema (draft 2020-12) of a WorkflowSpec, node metadata and source configs
-    included, for editors and code generators."""
+    included, for editors and code generators. The node plugins this server enabled are in it
+    too: each plugin type's metadata model (`$defs/plugin.<type>`)."""
 
     @extend_schema(responses=OpenApiTypes.OBJECT, operation_id="workflow_spec_schema")
     def get(self, request: Request) -> Response:
-        return Response(workflow_spec_json_schema())
+        return Response(workflow_spec_json_schema(plugin_metadata_models()))
 
 
 class WorkflowListCreateApi(ListAPIView[Workflow]):

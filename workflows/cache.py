@@ -9,6 +9,9 @@ Stored sources live in another table that other processes change: an entry recor
 stored source it resolved was (`ref -> (kind, config)` or absent), and a hit is served only when
 one query finds them all the same now. A spec that names no stored source costs no query.
 
+A spec with `workflow` nodes is validated every time, never kept: its result depends on the
+stored workflows it calls (and theirs), which change in other processes too.
+
 Per process only: a result holds the parsed spec and each node's metadata model, which would
 have to be pickled and rebuilt on every read from a shared cache; the repeated validations
 (a worker starting runs of one spec, a client executing one spec) happen in long-lived processes.
@@ -28,6 +31,7 @@ from typing import Any
 from django.conf import settings
 from django.db.models import Q
 
+from runtime.plugins.registry import generation as plugins_generation
 from runtime.sandbox.limits import current_limits
 from runtime.spec import SourceSpec
 from runtime.validation import ValidationResult
@@ -50,6 +54,7 @@ _SETTINGS = (
     "AGENTFLOW_TRUSTED_HOSTS",
     "AGENTFLOW_TRUSTED_PROVIDER_HOSTS",
     "AGENTFLOW_AGGREGATIONS",
+    "AGENTFLOW_MAX_WORKFLOW_DEPTH",
 )
 """What validation reads from the operator's settings (and some it may come to read)."""
 
@@ -118,7 +123,8 @@ def cached_validation(
     STATS.stale += found is not None
     seen: dict[str, Stored] = {}
     result = validate(_recorder(tenant, seen))
-    _put(key, _Entry(result, seen, spec_key[1], clock() + ttl))
+    if not result.calls_workflows:  # it depends on other stored workflows: never kept
+        _put(key, _Entry(result, seen, spec_key[1], clock() + ttl))
     return result
 
 
@@ -152,6 +158,7 @@ def _context_key(tenant: Tenant, only_node: str | None) -> str:
         "tenant": [tenant.pk, str(tenant.created_at), tenant.allowed_env, tenant.trusted_hosts],
         "settings": [getattr(settings, name, None) for name in _SETTINGS],
         "sandbox": repr(current_limits()),
+        "plugins": plugins_generation(),  # the node plugins this process loaded
         "only_node": only_node,
     }
     text = json.dumps(context, default=repr, sort_keys=True, separators=(",", ":"))

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from runtime.plugins.registry import metadata_models as plugin_metadata_models
 from runtime.spec import SourceSpec
 from runtime.validation import ValidationOptions, ValidationResult, validate_spec
 from sources.selectors import source_resolver
@@ -16,8 +17,9 @@ from tenants.selectors import tenant_grants
 from tenants.services import audit_record
 from workflows.cache import cached_validation
 from workflows.models import Workflow, WorkflowVersion
+from workflows.selectors import workflow_resolver
 
-ACTIVE_EXECUTIONS = ("queued", "running")
+ACTIVE_EXECUTIONS = ("queued", "running", "waiting")
 
 
 class WorkflowInvalid(Exception):
@@ -40,26 +42,37 @@ def validation_options(*, tenant: Tenant | None, only_node: str | None = None) -
         max_steps=settings.AGENTFLOW_MAX_STEPS,
         grants=tenant_grants(tenant) if tenant is not None else None,
         resolve_source=source_resolver(tenant) if tenant is not None else None,
+        node_types=plugin_metadata_models(),
         only_node=only_node,
+        resolve_workflow=workflow_resolver(tenant) if tenant is not None else None,
+        max_workflow_depth=settings.AGENTFLOW_MAX_WORKFLOW_DEPTH,
     )
 
 
 def workflow_validate(
-    *, spec: Any, tenant: Tenant | None, only_node: str | None = None
+    *,
+    spec: Any,
+    tenant: Tenant | None,
+    only_node: str | None = None,
+    workflow: Workflow | None = None,
 ) -> ValidationResult:
     """Validate a spec (parsed JSON, or JSON text for line/column) for a tenant; a result
     validated before under the same grants, settings and stored sources is reused
-    (workflows/cache.py)."""
+    (workflows/cache.py). `workflow`: the stored workflow the spec is a new version of (its
+    `workflow` nodes may not call it back)."""
+    path = ((workflow.id, workflow.name),) if workflow is not None else ()
 
     def validate(resolve: Callable[[str], SourceSpec | None] | None) -> ValidationResult:
         options = validation_options(tenant=tenant, only_node=only_node)
-        return validate_spec(spec, replace(options, resolve_source=resolve))
+        return validate_spec(spec, replace(options, resolve_source=resolve, workflow_path=path))
 
     return cached_validation(spec=spec, tenant=tenant, only_node=only_node, validate=validate)
 
 
-def _checked(tenant: Tenant, spec: Any) -> tuple[ValidationResult, dict[str, Any]]:
-    result = workflow_validate(spec=spec, tenant=tenant)
+def _checked(
+    tenant: Tenant, spec: Any, workflow: Workflow | None = None
+) -> tuple[ValidationResult, dict[str, Any]]:
+    result = workflow_validate(spec=spec, tenant=tenant, workflow=workflow)
     if not result.valid or result.spec is None:
         raise WorkflowInvalid(result)
     return result, result.spec.model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -110,7 +123,7 @@ def workflow_update(
     """
     locked = Workflow.objects.select_for_update().get(pk=workflow.pk)
     new_spec = merge_patch(locked.spec, patch) if patch is not None else spec
-    _, clean = _checked(locked.tenant, new_spec)
+    _, clean = _checked(locked.tenant, new_spec, locked)
     if clean == locked.spec:
         return locked
     locked.version += 1

@@ -194,7 +194,7 @@ def node_finished(event: NodeFinished) -> None:
         return
     NODE_RUNS.labels(event.node_type, event.status).inc()
     NODE_SECONDS.labels(event.node_type).observe(event.duration)
-    if event.status != "succeeded":
+    if event.status not in ("succeeded", "waiting"):  # waiting: on a person, not an error
         code = str((event.error or {}).get("code") or event.status)
         NODE_ERRORS.labels(event.node_type, code).inc()
 

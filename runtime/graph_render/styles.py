@@ -32,6 +32,7 @@ NODE_STYLES = {
     "db": NodeStyle("cylinder", "#dcfce7", "#16a34a"),
     "aggregator": NodeStyle("trapezoid", "#ccfbf1", "#0d9488"),
     "http": NodeStyle("parallelogram", "#e0f2fe", "#0284c7"),
+    "workflow": NodeStyle("double", "#fef9c3", "#a16207"),
 }
 """Built-in node types; any other type (a plugin's) is drawn as `PLUGIN_STYLE`."""
 

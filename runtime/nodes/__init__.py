@@ -7,6 +7,7 @@ metadata's `strategy`.
 from __future__ import annotations
 
 from runtime.nodes.aggregator import AGGREGATOR_STRATEGIES
+from runtime.nodes.approval import ApprovalNode
 from runtime.nodes.base import Node, NodeOutput
 from runtime.nodes.db import DBNode
 from runtime.nodes.http import HTTPNode
@@ -14,6 +15,7 @@ from runtime.nodes.image import ImageNode
 from runtime.nodes.input import InputNode
 from runtime.nodes.llm import LLMNode
 from runtime.nodes.router import ROUTER_STRATEGIES
+from runtime.nodes.workflow import WorkflowNode
 
 NODE_TYPES: dict[str, type[Node] | dict[str, type[Node]]] = {
     "input": InputNode,
@@ -23,6 +25,8 @@ NODE_TYPES: dict[str, type[Node] | dict[str, type[Node]]] = {
     "aggregator": AGGREGATOR_STRATEGIES,
     "db": DBNode,
     "http": HTTPNode,
+    "approval": ApprovalNode,
+    "workflow": WorkflowNode,
 }
 
 __all__ = ["NODE_TYPES", "Node", "NodeOutput"]

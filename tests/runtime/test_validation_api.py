@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ConfigDict
 
-from runtime.node_metadata import NodeMetadata
+from runtime.node_metadata import NODE_METADATA, NodeMetadata
 from runtime.spec import SourceSpec, WorkflowSpec, workflow_spec_json_schema
 from runtime.validation import ValidationOptions, validate_spec
 from tests.runtime.factories import node, support_desk
@@ -221,7 +221,7 @@ def test_the_json_schema_describes_metadata_and_configs() -> None:
     assert schema["$schema"].endswith("2020-12/schema")
     assert {"LLMMetadata", "RouterMetadata", "OpenAIConfig", "HTTPConfig"} <= set(defs)
     assert "from" in defs["Edge"]["properties"]
-    assert len(defs["Node"]["allOf"]) == 7
+    assert len(defs["Node"]["allOf"]) == len(NODE_METADATA)  # one per built-in type
     schema["title"] = "changed"
     assert workflow_spec_json_schema()["title"] == "WorkflowSpec"  # callers get a copy
 

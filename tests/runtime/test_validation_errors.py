@@ -105,7 +105,10 @@ def test_it_rejects_an_unknown_node_type() -> None:
     error = only(result, "unknown_node_type")
     assert (error.path, error.node_id) == ("/nodes/2/type", "writer")
     assert error.line == line_of(text, '"openai"')
-    assert "Known types: aggregator, db, http, image, input, llm, router" in error.message
+    assert (
+        "Known types: aggregator, approval, db, http, image, input, llm, router, workflow"
+        in error.message
+    )
 
 
 def test_it_rejects_metadata_that_does_not_fit_the_type() -> None:
@@ -133,6 +136,31 @@ def test_it_reports_a_router_without_strategy_at_the_strategy() -> None:
     result, _ = validate_text(spec)
     error = only(result, "invalid_metadata")
     assert (error.path, error.node_id) == ("/nodes/1/metadata/strategy", "router")
+
+
+def test_a_rules_router_without_default_is_told_of_the_default_not_its_rules() -> None:
+    spec = support_desk()
+    node(spec, "router")["metadata"] = {
+        "strategy": "rules",
+        "rules": [{"when": "user_input != ''", "intent": "billing"}],
+    }
+    result, _ = validate_text(spec)
+    error = only(result, "invalid_metadata")
+    assert error.path == "/nodes/1/metadata/default"
+    assert "missing the required field 'metadata.default'" in error.message
+    node(spec, "router")["metadata"] = {"strategy": "rules", "rules": [{}], "default": "x"}
+    nested = [e.path for e in validate_text(spec)[0].errors]
+    assert "/nodes/1/metadata/rules/0/intent" in nested  # a key named like the tag still is one
+
+
+def test_a_metadata_field_beside_the_metadata_says_where_it_belongs() -> None:
+    spec = support_desk()
+    node(spec, "writer")["timeout_seconds"] = 5
+    result, _ = validate_text(spec)
+    error = only(result, "schema")
+    assert error.path == "/nodes/2/timeout_seconds"
+    assert "beside its metadata: it belongs inside it" in error.message
+    assert "Did you mean 'timeout_seconds'" not in error.message
 
 
 def test_it_reports_a_db_query_that_writes() -> None:

@@ -19,6 +19,7 @@ from schemathesis.core.failures import FailureGroup
 
 from agentflow_site.wsgi import application
 from executions.models import Execution, Status
+from schedules.models import Schedule
 from sources.models import Source, SourceVersion
 from tenants.models import Tenant
 from tests.conftest import issue_key
@@ -74,8 +75,10 @@ def real_ids(tenant: Tenant) -> dict[str, str]:
         workflow_name="fuzzed",
         status=Status.SUCCEEDED,  # finished: its event stream ends
     )
+    schedule = Schedule.objects.create(tenant=tenant, workflow=workflow, cron="@hourly")
     return {
         "workflow_id": workflow.id,
+        "schedule_id": schedule.id,
         "source_id": source.id,
         "execution_id": execution.id,
         "prefix": issue_key(tenant, "viewer", name="spare").prefix,

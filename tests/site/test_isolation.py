@@ -12,6 +12,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from executions.models import Execution
+from schedules.models import Schedule
 from sources.services import source_create
 from tenants.models import Tenant
 from tests.conftest import IssuedKey, client_for
@@ -48,8 +49,10 @@ def theirs(other_tenant: Tenant, other_admin_key: IssuedKey) -> dict[str, str]:
     execution = Execution.objects.create(
         tenant=other_tenant, workflow=workflow, spec=SPEC, spec_digest="", workflow_name="theirs"
     )
+    schedule = Schedule.objects.create(tenant=other_tenant, workflow=workflow, cron="@hourly")
     return {
         "workflow_id": workflow.id,
+        "schedule_id": schedule.id,
         "source_id": source.id,
         "execution_id": execution.id,
         "prefix": other_admin_key.prefix,

@@ -24,6 +24,7 @@ from django.utils import timezone as django_timezone
 from rest_framework.test import APIClient
 
 from executions.models import Execution
+from schedules.models import Schedule
 from sources.models import Source, SourceVersion
 from tenants.models import ApiKey, AuditEvent, Tenant
 from tests.conftest import IN_CI, IssuedKey, client_for, issue_key
@@ -62,10 +63,12 @@ def mine(tenant: Tenant, admin_key: IssuedKey) -> dict[str, str]:
     execution = Execution.objects.create(
         tenant=tenant, workflow=workflow, spec=SPEC, spec_digest="", workflow_name="mine"
     )
+    schedule = Schedule.objects.create(tenant=tenant, workflow=workflow, cron="@hourly")
     return {
         "workflow_id": workflow.id,
         "source_id": source.id,
         "execution_id": execution.id,
+        "schedule_id": schedule.id,
         "prefix": issue_key(tenant, "viewer", name="spare").prefix,
         "name": "0123456789abcdef.png",
     }
@@ -93,7 +96,15 @@ def state() -> dict[str, Any]:
     return {
         "rows": [
             model.objects.count()
-            for model in (Workflow, WorkflowVersion, Source, SourceVersion, Execution, ApiKey)
+            for model in (
+                Workflow,
+                WorkflowVersion,
+                Source,
+                SourceVersion,
+                Execution,
+                ApiKey,
+                Schedule,
+            )
         ],
         "audit": AuditEvent.objects.count(),
         "specs": list(Workflow.objects.values_list("id", "version", "spec").order_by("id")),
@@ -502,6 +513,13 @@ BASELINES: dict[tuple[str, str], dict[str, Any]] = {
     ("patch", "/sources/{source_id}"): {"description": "d"},
     ("post", "/keys"): {"name": "k", "role": "viewer", "rate_limit": "5/min"},
     ("put", "/budget"): {"daily_tokens": 1, "daily_cost": "1"},
+    ("post", "/workflows/{workflow_id}/schedules"): {
+        "cron": "0 9 * * *",
+        "timezone": "Europe/Paris",
+        "initial_state": {"user_input": "hi"},
+    },
+    ("patch", "/workflows/{workflow_id}/schedules/{schedule_id}"): {"paused": True},
+    ("post", "/executions/{execution_id}/resume"): {"answer": "approve", "comment": "c"},
 }
 NESTED: Any = "x"
 for _ in range(99):
