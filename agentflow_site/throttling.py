@@ -40,7 +40,8 @@ class ApiKeyRateThrottle(SimpleRateThrottle):
 
     def allow_request(self, request: Request, view: Any) -> bool:
         principal = request.user
-        own = principal.api_key.rate_limit if isinstance(principal, Principal) else ""
+        key = principal.api_key if isinstance(principal, Principal) else None
+        own = key.rate_limit if key is not None else ""
         try:
             # A key's own rate, set by an admin, wins; one that is not a rate (saved before it
             # was checked, or through the admin) falls back to the server's.
@@ -64,4 +65,4 @@ class ApiKeyRateThrottle(SimpleRateThrottle):
         principal = request.user
         if not isinstance(principal, Principal):
             return None  # unauthenticated requests never get this far
-        return self.cache_format % {"scope": self.scope, "ident": principal.api_key.prefix}
+        return self.cache_format % {"scope": self.scope, "ident": principal.throttle_ident}

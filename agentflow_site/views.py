@@ -7,6 +7,7 @@ from django.template.response import TemplateResponse
 from django.views.decorators.http import require_safe
 
 from executions.selectors import FAILING_SINCE, failing_workflows, recent_runs
+from tenants import staff
 
 
 def _sees_runs(request: HttpRequest) -> bool:
@@ -18,10 +19,12 @@ def _sees_runs(request: HttpRequest) -> bool:
 def start_page(request: HttpRequest) -> HttpResponse:
     context = {**admin.site.each_context(request), "title": "AgentFlow"}
     if _sees_runs(request):
+        mine = staff.tenant_ids(request.user)  # the tenants this user acts for (None: all)
         context |= {
-            "runs": recent_runs(),
-            "failing": failing_workflows(),
+            "runs": recent_runs(tenant_ids=mine),
+            "failing": failing_workflows(tenant_ids=mine),
             "failing_days": FAILING_SINCE.days,
             "staff": True,
+            "acts_for_none": mine == set(),
         }
     return TemplateResponse(request, "agentflow_site/start.html", context)

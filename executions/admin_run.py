@@ -18,6 +18,7 @@ from django.urls import reverse
 
 from executions.services import execution_start
 from executions.state_fields import state_fields, state_from
+from tenants import staff
 from workflows.models import Workflow
 from workflows.services import WorkflowInvalid
 
@@ -74,9 +75,8 @@ def start_run_view(request: HttpRequest, object_id: str) -> HttpResponse:
     """GET: the form. POST: start the run, then go to its page."""
     if not _allowed(request):
         raise PermissionDenied
-    workflow = get_object_or_404(
-        Workflow.objects.alive().select_related("tenant"), pk=unquote(object_id)
-    )
+    workflows = staff.scoped(Workflow.objects.alive(), request.user)
+    workflow = get_object_or_404(workflows.select_related("tenant"), pk=unquote(object_id))
     form = StartRunForm(request.POST or None, workflow=workflow)
     if request.method == "POST" and form.is_valid():
         started = _start(request, workflow, form)

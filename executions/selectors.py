@@ -82,9 +82,12 @@ def usage_report(tenant: Tenant, days: int) -> dict[str, Any]:
     }
 
 
-def recent_runs(limit: int = 10) -> list[Execution]:
-    """The latest runs of every tenant, newest first (the start page's list)."""
+def recent_runs(limit: int = 10, tenant_ids: set[int] | None = None) -> list[Execution]:
+    """The latest runs of the tenants `tenant_ids` (None: every tenant), newest first (the start
+    page's list)."""
     runs = Execution.objects.select_related("tenant").order_by("-created_at")
+    if tenant_ids is not None:
+        runs = runs.filter(tenant_id__in=tenant_ids)
     return list(runs.only(*RUN_LIST_FIELDS)[:limit])
 
 
@@ -93,13 +96,14 @@ FAILING_SINCE = timedelta(days=7)
 """A workflow counts as failing when one of its runs created this recently failed."""
 
 
-def failing_workflows(limit: int = 10) -> list[dict[str, Any]]:
+def failing_workflows(limit: int = 10, tenant_ids: set[int] | None = None) -> list[dict[str, Any]]:
     """Stored workflows with failed runs lately: runs, failures, the last failure; the most
     recently failed first. Reads through the (status, created_at) index."""
     failed = Q(status__in=(Status.FAILED, Status.TIMED_OUT))
     rows = (
         Execution.objects.filter(created_at__gte=timezone.now() - FAILING_SINCE)
         .filter(workflow__isnull=False)
+        .filter(**({} if tenant_ids is None else {"tenant_id__in": tenant_ids}))
         .values("workflow_id", "workflow__name", "tenant__slug")
         .annotate(runs=Count("id"), failures=Count("id", filter=failed))
         .annotate(last_failed=Max("created_at", filter=failed))

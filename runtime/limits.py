@@ -22,6 +22,7 @@ SETTINGS = {
     "max_result_bytes": "AGENTFLOW_MAX_RESULT_BYTES",
     "max_final_state_bytes": "AGENTFLOW_MAX_FINAL_STATE_BYTES",
     "max_parallel_nodes": "AGENTFLOW_MAX_PARALLEL_NODES",
+    "max_recorded_input_chars": "AGENTFLOW_MAX_RECORDED_INPUT_CHARS",
 }
 """The operator's setting behind each field (named in the errors a cap raises)."""
 
@@ -43,6 +44,10 @@ class RunLimits:
     max_parallel_nodes: int = 16
     """Nodes of one run running at once (its parallel branches' nodes, retries included).
     Branches beyond it wait for a slot, first come first served; they do not fail."""
+    max_recorded_input_chars: int = 1_000_000
+    """Characters of node inputs (rendered prompts, queries, requests) one run's trace keeps,
+    all its attempts together; each attempt keeps at most 16,384 of them. Attempts after the
+    run reached it record that their input was left out, and the run goes on."""
 
     def __post_init__(self) -> None:
         for item in fields(self):

@@ -21,8 +21,22 @@ def chat_input(messages: Sequence[Any]) -> dict[str, Any]:
 
 def recorded_input(value: Any, redact: Callable[[Any], Any], limit: int = MAX_INPUT_CHARS) -> Any:
     """`value` redacted, then with its strings cut once `limit` characters have been kept."""
+    return kept_input(value, redact, limit)[0]
+
+
+def kept_input(value: Any, redact: Callable[[Any], Any], limit: int) -> tuple[Any, int]:
+    """`recorded_input`, and how many characters of text it kept."""
     budget = [limit]
-    return _bounded(redact(value), budget)
+    kept = _bounded(redact(value), budget)
+    return kept, min(limit, limit - budget[0])
+
+
+def left_out(cap: int) -> dict[str, str]:
+    """What an attempt records once its run's recorded inputs reached `cap` characters."""
+    return {
+        "omitted": f"This run's recorded node inputs reached {cap:,} characters "
+        "(AGENTFLOW_MAX_RECORDED_INPUT_CHARS): later attempts' inputs are not kept."
+    }
 
 
 def _bounded(value: Any, budget: list[int]) -> Any:

@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from sources.models import Source, SourceVersion
+from tenants.admin_scope import TenantScopedAdmin
 
 
 class SourceVersionInline(admin.TabularInline):
@@ -18,7 +19,7 @@ class SourceVersionInline(admin.TabularInline):
 
 
 @admin.register(Source)
-class SourceAdmin(admin.ModelAdmin):
+class SourceAdmin(TenantScopedAdmin):
     """Read-only here: sources are validated (kind, secrets, env grants) through the API."""
 
     list_display = ("id", "name", "kind", "tenant", "version", "updated_at", "deleted_at")

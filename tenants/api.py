@@ -29,7 +29,8 @@ from tenants.services import (
 
 
 class MeApi(APIView):
-    """Which tenant and role a key has, and when it expires: a way to check a key."""
+    """Which tenant and role a key (or a staff user's admin session) has, and when the key
+    expires: a way to check a key."""
 
     @extend_schema(responses=MeSerializer, operation_id="me")
     def get(self, request: Request) -> Response:
@@ -38,10 +39,11 @@ class MeApi(APIView):
         data: dict[str, object] = {
             "tenant": principal.tenant.slug,
             "tenant_name": principal.tenant.name,
-            "role": key.role,
-            "key_prefix": key.prefix,
-            "key_name": key.name,
-            "expires_at": key.expiry_date,
+            "role": principal.role,
+            "key_prefix": key.prefix if key else None,
+            "key_name": key.name if key else None,
+            "expires_at": key.expiry_date if key else None,
+            "user": principal.username or None,
         }
         return Response(MeSerializer(data).data)
 

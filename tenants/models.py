@@ -2,6 +2,7 @@
 
 from typing import ClassVar, Self
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from rest_framework_api_key.models import AbstractAPIKey, BaseAPIKeyManager
@@ -123,6 +124,33 @@ class ApiKey(AbstractAPIKey):
         verbose_name = "API key"
         verbose_name_plural = "API keys"
         indexes = (models.Index(fields=("tenant", "revoked")),)
+
+
+class StaffMembership(models.Model):
+    """A staff user acts for a tenant, with a role: the admin shows them that tenant's rows, and
+    their signed-in session may call the API as that tenant (tenants/staff.py). Superusers act
+    for every tenant in the admin; the API still needs a membership to know which tenant."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="tenant_memberships"
+    )
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="staff")
+    role = models.CharField(
+        max_length=16,
+        choices=Role.choices,
+        default=Role.VIEWER,
+        help_text="what this user's session may do through the API, as an API key's role",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("tenant__slug", "user_id")
+        constraints = (
+            models.UniqueConstraint(fields=("user", "tenant"), name="one_membership_per_tenant"),
+        )
+
+    def __str__(self) -> str:
+        return f"{self.user} acts for {self.tenant} ({self.role})"
 
 
 class AuditEvent(models.Model):

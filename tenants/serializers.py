@@ -23,9 +23,14 @@ class MeSerializer(serializers.Serializer[dict[str, object]]):
     tenant = serializers.CharField(help_text="the key's tenant (slug)")
     tenant_name = serializers.CharField()
     role = serializers.CharField()
-    key_prefix = serializers.CharField(help_text="the key's public handle")
-    key_name = serializers.CharField()
+    key_prefix = serializers.CharField(
+        allow_null=True, help_text="the key's public handle; null for an admin session"
+    )
+    key_name = serializers.CharField(allow_null=True)
     expires_at = serializers.DateTimeField(allow_null=True)
+    user = serializers.CharField(
+        allow_null=True, help_text="the staff user whose admin session this is; null for a key"
+    )
 
 
 class ApiKeySerializer(serializers.ModelSerializer[ApiKey]):

@@ -13,6 +13,7 @@ from django.utils.safestring import SafeString
 
 from runtime.errors import ErrorType
 from runtime.graph_render import PictureTooLarge
+from tenants.admin_scope import TenantScopedAdmin
 from workflows.models import Workflow, WorkflowVersion
 from workflows.pictures import MERMAID, picture_html, spec_picture
 from workflows.services import WorkflowInvalid, workflow_create, workflow_update, workflow_validate
@@ -89,7 +90,7 @@ class VersionInline(admin.TabularInline):
 
 
 @admin.register(Workflow)
-class WorkflowAdmin(admin.ModelAdmin):
+class WorkflowAdmin(TenantScopedAdmin):
     """Saving here validates like the API and keeps a version for every change."""
 
     form = WorkflowForm
@@ -148,7 +149,7 @@ class WorkflowAdmin(admin.ModelAdmin):
 
     def version_view(self, request: HttpRequest, object_id: str, version: int) -> HttpResponse:
         """One saved version: its picture and its spec."""
-        workflow = get_object_or_404(Workflow, pk=unquote(object_id))
+        workflow = get_object_or_404(self.get_queryset(request), pk=unquote(object_id))
         if not self.has_view_or_change_permission(request, workflow):
             raise Http404
         saved = get_object_or_404(WorkflowVersion, workflow=workflow, version=version)

@@ -6,7 +6,7 @@ the page with every request it made and a `screenshot(name)` that saves under
 tests/artifacts/ (git-ignored; `AGENTFLOW_TEST_ARTIFACTS` moves it) and prints where.
 
 Chromium comes from the system's packages (`make test` installs it when it is missing,
-scripts/ensure_chromium.py). Under CI=true a missing browser or Playwright fails these tests;
+scripts/ensure_packages.py). Under CI=true a missing browser or Playwright fails these tests;
 elsewhere they are skipped, saying why.
 """
 
@@ -96,7 +96,9 @@ class BrowserPage:
         ]
 
     def login(self, user: "Staff", then: str) -> None:
-        """Log in through the admin's login form, landing on `then`."""
+        """Log in through the admin's login form, landing on `then`. The user acts for every
+        tenant that exists by then (tenants/staff.py: staff see only their tenants' rows)."""
+        act_for_every_tenant(user.username)
         self.page.goto(f"/admin/login/?next={then}")
         self.page.fill("#id_username", user.username)
         self.page.fill("#id_password", user.password)
@@ -155,3 +157,14 @@ def staff(transactional_db: None) -> Staff:
         *Permission.objects.filter(content_type__app_label="workflows", codename__in=names)
     )
     return Staff(user.get_username(), password)
+
+
+def act_for_every_tenant(username: str) -> None:
+    """Make the staff user `username` act (as an executor) for every tenant there is now."""
+    from tenants.models import StaffMembership, Tenant
+
+    user = get_user_model().objects.get(username=username)
+    for tenant in Tenant.objects.all():
+        StaffMembership.objects.get_or_create(
+            user=user, tenant=tenant, defaults={"role": "executor"}
+        )

@@ -19,7 +19,7 @@ from django.utils.html import escape
 from executions import run_view
 from executions.models import Execution, ExecutionEvent, NodeRun, Status
 from executions.run_view import INPUT_NOT_RECORDED, loop_bounds, node_states
-from tenants.models import Tenant
+from tenants.models import StaffMembership, Tenant
 from tests.conftest import IssuedKey, client_for
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -203,6 +203,8 @@ def test_a_loop_holds_the_nodes_on_its_cycle_only() -> None:
 def browser_of(*codenames: str, staff: bool = True) -> Client:
     user = get_user_model().objects.create_user(f"u-{secrets.token_hex(4)}", is_staff=staff)
     user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
+    for tenant in Tenant.objects.all():  # staff see only the tenants they act for
+        StaffMembership.objects.create(user=user, tenant=tenant)
     client = Client()
     client.force_login(user)
     return client

@@ -14,7 +14,7 @@ from django.test import Client
 from executions.models import Execution, Status
 from executions.state_fields import state_fields
 from tenants.management.commands.demo_catalogue import write_catalogue
-from tenants.models import Tenant
+from tenants.models import StaffMembership, Tenant
 from workflows.models import Workflow
 from workflows.services import workflow_create, workflow_update
 
@@ -38,6 +38,8 @@ def staff(*codenames: str) -> tuple[Client, str]:
     name = f"staff-{secrets.token_hex(4)}"
     user = get_user_model().objects.create_user(name, "s@example.com", "x", is_staff=True)
     user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
+    for tenant in Tenant.objects.all():  # staff see only the tenants they act for
+        StaffMembership.objects.create(user=user, tenant=tenant)
     client = Client()
     client.force_login(user)
     return client, name

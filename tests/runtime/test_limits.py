@@ -28,6 +28,7 @@ class EmitMetadata(NodeMetadata):
     size: int = 10
     shape: str = "text"
     seconds: float = 0.0
+    noted: int = 0  # characters of input the attempt notes for its trace
 
 
 class EmitNode(Node):
@@ -39,6 +40,8 @@ class EmitNode(Node):
     most_running: ClassVar[int] = 0
 
     async def run(self, state: State, ctx: RunContext) -> NodeOutput:
+        if self.meta.noted:
+            ctx.note_input(self.node_id, {"prompt": "y" * self.meta.noted})
         EmitNode.running += 1
         EmitNode.most_running = max(EmitNode.most_running, EmitNode.running)
         try:
@@ -223,3 +226,17 @@ def test_limits_must_be_positive_integers_and_name_their_setting() -> None:
 def test_a_final_state_never_carries_a_lone_surrogate() -> None:
     assert final_state({"text_result": "a\ud800b"}) == {"text_result": "a\ufffdb"}
     json.dumps(final_state({"x": ["\udfff"]}), ensure_ascii=False).encode()  # encodable
+
+
+def test_a_runs_recorded_inputs_stop_at_the_operators_cap_and_the_run_goes_on() -> None:
+    raw = fan_out(5, noted=1000)
+    outcome, observer = run(raw, max_recorded_input_chars=2500, max_parallel_nodes=1)
+    assert outcome.status == "succeeded", outcome.error
+    inputs = [e.details["input"] for e in observer.finished() if e.node_id.startswith("n")]
+    kept = [i["prompt"] for i in inputs if "prompt" in i]
+    assert [len(k) for k in kept[:2]] == [1000, 1000]
+    assert kept[2].startswith("y" * 500 + "… [truncated: 500 more characters]")
+    left_out = [i for i in inputs if "omitted" in i]
+    assert len(left_out) == 2
+    assert "AGENTFLOW_MAX_RECORDED_INPUT_CHARS" in left_out[0]["omitted"]
+    assert "2,500" in left_out[0]["omitted"]

@@ -14,7 +14,7 @@ from django.test import Client
 from django.utils import timezone
 
 from executions.models import Execution, Status
-from tenants.models import Tenant
+from tenants.models import StaffMembership, Tenant
 from workflows.models import Workflow
 from workflows.services import workflow_create
 
@@ -55,6 +55,8 @@ def staff_client(*perms: str, is_staff: bool = True) -> Client:
     user.is_staff = is_staff
     user.save()
     user.user_permissions.add(*Permission.objects.filter(codename__in=perms))
+    for tenant in Tenant.objects.all():  # staff see only the tenants they act for
+        StaffMembership.objects.create(user=user, tenant=tenant)
     client = Client()
     client.force_login(user)
     return client

@@ -31,6 +31,7 @@ def test_it_tells_a_valid_key_its_tenant_role_and_expiry(admin_key: IssuedKey) -
         "key_prefix": admin_key.prefix,
         "key_name": "acme admin",
         "expires_at": None,
+        "user": None,
     }
 
 
