@@ -12,6 +12,10 @@ sys.setswitchinterval(0.001)
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agentflow_site.settings")
 django_application = get_asgi_application()
 
+from agentflow_site.config import exit_if_misconfigured  # noqa: E402
+
+exit_if_misconfigured()  # a web server runs no system checks: a bad setting stops it here
+
 from agentflow_site.middleware import BodyLimitMiddleware  # noqa: E402  (needs the settings)
 from agentflow_site.request_threads import RequestThreadMiddleware  # noqa: E402
 

@@ -3,7 +3,7 @@ from typing import Any
 
 from django.utils.dateparse import parse_datetime
 from rest_framework import pagination
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
 
 from agentflow_site.params import query_number
@@ -57,6 +57,18 @@ class NewestFirstCursorPagination(pagination.CursorPagination):
 
     def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
         return _bounded(super().get_schema_operation_parameters(view))
+
+    def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> Any:
+        if "page" in request.query_params:  # a page number, as /workflows takes: say why not
+            raise ValidationError(
+                {
+                    "page": [
+                        "These lists are paged by cursor (stable while new rows arrive), not by "
+                        "number: follow the `next` link of the previous page."
+                    ]
+                }
+            )
+        return super().paginate_queryset(queryset, request, view)
 
     def decode_cursor(self, request: Request) -> Any:
         cursor = super().decode_cursor(request)

@@ -159,6 +159,9 @@ def located(loc: tuple[str | int, ...], data: Any) -> list[str | int]:
     parts: list[str | int] = []
     current = data
     for i, item in enumerate(loc):
+        following = loc[i + 1] if i + 1 < len(loc) else None
+        if _tag_not_key(current, item, following):
+            continue  # a union's tag that is also a key here (`rules` of a rules router)
         if isinstance(current, dict) and item in current:  # noqa: SIM114 - mypy narrows each
             current = current[item]
         elif isinstance(current, list) and isinstance(item, int) and 0 <= item < len(current):
@@ -167,6 +170,21 @@ def located(loc: tuple[str | int, ...], data: Any) -> list[str | int]:
             continue
         parts.append(item)
     return parts
+
+
+def _tag_not_key(current: Any, item: str | int, following: str | int | None) -> bool:
+    """Whether `item` names the union member chosen by a value of `current` (its strategy),
+    not the key of the same name: what follows it in `loc` is not inside that key's value."""
+    if not isinstance(current, dict) or item not in current or following is None:
+        return False
+    if item not in [v for v in current.values() if isinstance(v, str)]:
+        return False
+    inside = current[item]
+    if isinstance(inside, dict):
+        return following not in inside
+    if isinstance(inside, list):
+        return not (isinstance(following, int) and 0 <= following < len(inside))
+    return True
 
 
 def _worded(err: Any, parts: list[str | int], report: Report) -> tuple[list[str | int], str]:
@@ -196,8 +214,29 @@ def _missing(err: Any, who: str, field_name: str) -> str:
 
 def _extra(who: str, field_name: str, report: Report) -> str:
     last = field_name.rsplit(".", 1)[-1]
+    if who.startswith("Node ") and "." not in field_name and last in _metadata_fields():
+        return (
+            f"{who} has the field '{field_name}' beside its metadata: it belongs inside it, "
+            f'as "metadata": {{"{last}": …}}.'
+        )
     hint = report.hint(last, field_vocabulary())
+    if hint == f" Did you mean '{last}'?":  # the right name, in the wrong place
+        hint = f" '{last}' is a field elsewhere in a spec, not here."
     return f"{who} has the field '{field_name}', which is not allowed here.{hint}"
+
+
+@lru_cache(maxsize=1)
+def _metadata_fields() -> frozenset[str]:
+    """Field names of the built-in node types' metadata models (timeout_seconds, retry, …)."""
+    from runtime.spec import workflow_spec_json_schema
+
+    defs = workflow_spec_json_schema()["$defs"]
+    return frozenset(
+        name
+        for key, d in defs.items()
+        if key.endswith("Metadata")
+        for name in d.get("properties", {})
+    )
 
 
 def _tag_invalid(err: Any, who: str, field_name: str) -> str:

@@ -4,8 +4,25 @@
 set -u
 ok() { "$1" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' >/dev/null 2>&1; }
 
+# A PYTHON the user names is the one used, or the reason it cannot be is said.
+if [ -n "${PYTHON:-}" ]; then
+  path=$(command -v "$PYTHON" 2>/dev/null)
+  if [ -z "$path" ]; then
+    echo "PYTHON=$PYTHON: no such program. Unset PYTHON to let AgentFlow find a Python 3.12+," >&2
+    echo "or point it at one: PYTHON=/path/to/python3.13 make run" >&2
+    exit 1
+  fi
+  if ! ok "$path"; then
+    version=$("$path" -c 'import platform; print(platform.python_version())' 2>/dev/null) ||
+      version="that did not run ($path)"
+    echo "PYTHON=$PYTHON is Python $version; AgentFlow needs 3.12 or newer. Unset PYTHON to let" >&2
+    echo "AgentFlow find one, or point it at a newer Python: PYTHON=/path/to/python3.13 make run" >&2
+    exit 1
+  fi
+  echo "$path"
+  exit 0
+fi
 candidates=()
-[ -n "${PYTHON:-}" ] && candidates+=("$PYTHON")
 for v in 3.14 3.13 3.12; do candidates+=("python$v"); done
 candidates+=(python3 python)
 roots=()

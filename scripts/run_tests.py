@@ -2,8 +2,8 @@
 
 DATABASE_URL and REDIS_URL default to the local services. Under CI=true a service that does not
 answer fails the run; elsewhere the suite falls back to SQLite / no Redis and says so loudly.
-The browser tests' Chromium is installed when it is missing (scripts/ensure_chromium.py); under
-CI=true one that cannot be installed fails the run.
+The browser tests' Chromium and the deployment tests' nginx are installed when missing
+(scripts/ensure_packages.py); under CI=true one that cannot be installed fails the run.
 """
 
 import os
@@ -11,7 +11,7 @@ import socket
 import sys
 from urllib.parse import urlsplit
 
-from ensure_chromium import ensure_chromium  # beside this script
+from ensure_packages import ensure_chromium, ensure_nginx  # beside this script
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/test"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/9"
@@ -45,6 +45,11 @@ def main() -> int:
             print("CI: Chromium is missing: the browser tests cannot run.", file=sys.stderr)
             return 2
         print("WARNING: no Chromium; the browser tests will be skipped.", file=sys.stderr)
+    if ensure_nginx() is None:
+        if ci:
+            print("CI: nginx is missing: deploy/nginx.conf cannot be checked.", file=sys.stderr)
+            return 2
+        print("WARNING: no nginx; deploy/nginx.conf will not be checked.", file=sys.stderr)
     args = [
         "pytest",
         "-n",

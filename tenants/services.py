@@ -1,5 +1,6 @@
 """Writes on tenants and keys. Keyword-only, typed, one transaction each."""
 
+import ipaddress
 from datetime import datetime
 from decimal import Decimal
 
@@ -95,8 +96,11 @@ def audit_record(
     details: dict[str, object] | None = None,
     ip: str | None = None,
 ) -> AuditEvent:
-    """Append one audit event. The request id is taken from the logging context."""
-    request_id = str(structlog.contextvars.get_contextvars().get("request_id") or "")
+    """Append one audit event. The request id, and the client's address when `ip` is not
+    given, are taken from the logging context (django-structlog binds both per request)."""
+    bound = structlog.contextvars.get_contextvars()
+    request_id = str(bound.get("request_id") or "")
+    ip = ip or _address(bound.get("ip"))
     return AuditEvent.objects.create(
         tenant=tenant,
         actor=actor[:64],
@@ -107,6 +111,16 @@ def audit_record(
         ip=ip,
         request_id=request_id[:64],
     )
+
+
+def _address(value: object) -> str | None:
+    """A client address fit for the audit's GenericIPAddressField, or None."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        return None
 
 
 @transaction.atomic

@@ -142,12 +142,25 @@ def test_events_stream_live_and_replay_after_last_event_id(
     finished = [data for _, kind, data in events if kind == "node_finished"]
     assert all(f["tokens"] > 0 for f in finished[1:])
     middle = events[4][0]
-    replay = _sse(stack, key, execution_id, last_event_id=middle)
+    # as a browser's EventSource asks: it accepts text/event-stream and nothing else
+    replay = _sse(stack, key, execution_id, last_event_id=middle, accept="text/event-stream")
     assert [e[0] for e in replay] == [e[0] for e in events if e[0] > middle]
+    missing = httpx2.get(
+        f"{stack.url}/api/v1/executions/exec_{'0' * 24}/events",
+        headers={"X-API-Key": key.secret, "Accept": "text/event-stream"},
+        timeout=30,
+    )
+    assert missing.status_code == 404 and missing.json()["status"] == 404
 
 
-def _sse(stack: Stack, key: IssuedKey, execution_id: str, last_event_id: int | None = None) -> list:
-    headers = {"X-API-Key": key.secret}
+def _sse(
+    stack: Stack,
+    key: IssuedKey,
+    execution_id: str,
+    last_event_id: int | None = None,
+    accept: str = "*/*",
+) -> list:
+    headers = {"X-API-Key": key.secret, "Accept": accept}
     if last_event_id is not None:
         headers["Last-Event-ID"] = str(last_event_id)
     url = f"{stack.url}/api/v1/executions/{execution_id}/events"

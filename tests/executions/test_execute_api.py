@@ -78,6 +78,37 @@ def test_the_offline_demo_runs_with_no_key_and_no_server(
     )
 
 
+def test_the_spec_envelope_is_taken_here_too_and_the_execution_status_is_said(
+    executor_key: IssuedKey,
+) -> None:
+    spec = {
+        "name": "envelope",
+        "start_node": "in",
+        "nodes": [
+            {"id": "in", "type": "input"},
+            {
+                "id": "say",
+                "type": "aggregator",
+                "metadata": {"strategy": "template", "template": "ok"},
+            },
+        ],
+        "edges": [{"from": "in", "to": "say"}],
+    }
+    client = client_for(executor_key)
+    ran = client.post(URL, {"spec": spec, "initial_state": {"user_input": "x"}}, format="json")
+    assert ran.status_code == 200, ran.content
+    body = ran.json()
+    assert (body["status"], body["execution_status"]) == ("success", "succeeded")
+    stored = client.get(f"/api/v1/executions/{body['execution_id']}").json()
+    assert stored["status"] == body["execution_status"]
+    both = client.post(URL, {"spec": spec, "workflow": spec}, format="json")
+    assert both.status_code == 400
+    assert both.json()["errors"][0]["field"] == "workflow"
+    assert "not both" in both.json()["errors"][0]["message"]
+    neither = client.post(URL, {"initial_state": {}}, format="json")
+    assert neither.status_code == 400 and "not neither" in neither.json()["detail"]
+
+
 def test_parallel_review_runs_its_branches_at_once_and_joins_once(providers, executor_key) -> None:
     openai_server, anthropic_server = providers
     for server in (openai_server, anthropic_server):

@@ -72,6 +72,10 @@ def test_the_history_lists_runs_newest_first_in_cursor_pages(
     assert ids(third) == runs[:1]
     assert third["next"] is None
     assert ids(client.get(third["previous"]).json()) == runs[::-1][2:4]
+    numbered = client.get(URL, {"page": 2})  # /workflows' style: refused, saying why
+    assert numbered.status_code == 400
+    assert numbered.json()["errors"][0]["field"] == "page"
+    assert "follow the `next` link" in numbered.json()["errors"][0]["message"]
 
 
 def test_a_new_run_does_not_shift_the_next_page(developer_key: IssuedKey) -> None:

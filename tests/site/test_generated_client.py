@@ -68,10 +68,10 @@ def _generate(schema: dict[str, Any], where: Path) -> Any:
         timeout=300,
     )
     assert (where / "out" / "client.py").exists(), done.stdout + done.stderr
-    (where / "out").rename(where / "agentflow_client")
+    (where / "out").rename(where / "agentflow_generated")
     sys.path.insert(0, str(where))
     try:
-        return importlib.import_module("agentflow_client")
+        return importlib.import_module("agentflow_generated")
     finally:
         sys.path.remove(str(where))
 
@@ -88,10 +88,10 @@ def test_a_generated_client_creates_runs_and_reads_a_workflow(
     assert served.status_code == 200, (served.status_code, served.text[:500])
     schema = served.json()
     package = _generate(schema, tmp_path)
-    api = importlib.import_module("agentflow_client.api.workflows.v1_workflows_create")
-    run = importlib.import_module("agentflow_client.api.workflows.workflows_execute_stored")
-    read = importlib.import_module("agentflow_client.api.executions.executions_retrieve")
-    models = importlib.import_module("agentflow_client.models")
+    api = importlib.import_module("agentflow_generated.api.workflows.v1_workflows_create")
+    run = importlib.import_module("agentflow_generated.api.workflows.workflows_execute_stored")
+    read = importlib.import_module("agentflow_generated.api.executions.executions_retrieve")
+    models = importlib.import_module("agentflow_generated.models")
     client = package.AuthenticatedClient(
         base_url=server.url, token=key.secret, prefix="", auth_header_name="X-API-Key"
     )

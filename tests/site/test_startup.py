@@ -15,6 +15,7 @@ import subprocess
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -91,38 +92,50 @@ def _wait_for(predicate, timeout: float, what: str):  # type: ignore[no-untyped-
     raise AssertionError(f"timed out waiting for {what}")
 
 
-@pytest.mark.slow
-def test_it_starts_with_no_variables_set_and_the_printed_curl_line_works(tmp_path: Path) -> None:
-    project = tmp_path / "agentflow"
-    shutil.copytree(ROOT, project, ignore=IGNORE)
-    (project / ".venv").symlink_to(ROOT / ".venv")
-    port = _free_port()
-    log = (tmp_path / "serve.log").open("w+")
-    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}
-    server = subprocess.Popen(
+def _serve(project: Path, port: int | str, log: Any, home: Path) -> subprocess.Popen[bytes]:
+    """`scripts/serve.sh PORT` as `make run` starts it: no variables but PATH and HOME."""
+    return subprocess.Popen(
         ["bash", "scripts/serve.sh", str(port)],
         cwd=project,
-        env=env,
+        env={"PATH": os.environ["PATH"], "HOME": str(home)},
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
         preexec_fn=_plain_signals,
     )
+
+
+def _printed(log: Any) -> str:
+    log.seek(0)
+    return str(log.read())
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    copy = tmp_path / "agentflow"
+    shutil.copytree(ROOT, copy, ignore=IGNORE)
+    (copy / ".venv").symlink_to(ROOT / ".venv")
+    return copy
+
+
+@pytest.mark.slow
+def test_it_starts_with_no_variables_set_and_the_printed_curl_line_works(
+    project: Path, tmp_path: Path
+) -> None:
+    port = _free_port()
+    log = (tmp_path / "serve.log").open("w+")
+    server = _serve(project, port, log, tmp_path)
     base = f"http://127.0.0.1:{port}"
     try:
 
         def printed_curl() -> re.Match[str] | None:
-            log.seek(0)
-            return re.search(r"curl -H 'X-API-Key: (\S+)' (\S+)", log.read())
+            return re.search(r"curl -H 'X-API-Key: (\S+)' (\S+)", _printed(log))
 
         match = _wait_for(printed_curl, 120, "the demo key to be printed")
         key, url = match[1], match[2]
-
-        def banner() -> bool:
-            log.seek(0)
-            return "==> AgentFlow on" in log.read()
-
-        _wait_for(banner, 120, "the banner saying it is up")
+        # the key and the banner come together, once this start's own server answers
+        assert "==> AgentFlow on" in _printed(log)
+        assert _get(url, key)[0] == 200
         assert url == f"{base}/api/v1/me"
 
         def healthy() -> dict | None:
@@ -151,8 +164,60 @@ def test_it_starts_with_no_variables_set_and_the_printed_curl_line_works(tmp_pat
         assert (project / "var" / "db.sqlite3").exists()
     finally:
         _stop(server)
-    log.seek(0)
-    output = log.read()
+    output = _printed(log)
+    assert server.returncode == 0, output[-2000:]  # Ctrl-C is a clean stop, not "Error 130"
+    assert "==> AgentFlow stopped." in output
     banner_end = output.index("Django admin:")
     assert key.partition(".")[2] not in output[banner_end:]  # printed once, never logged
     assert "Traceback" not in output
+    assert not re.search(r'^\{"', output, re.M)  # log lines read as text in a terminal, not JSON
+
+
+@pytest.mark.slow
+def test_a_taken_port_is_refused_before_anything_and_the_demo_key_is_kept(
+    project: Path, tmp_path: Path
+) -> None:
+    port = _free_port()
+    first_log = (tmp_path / "first.log").open("w+")
+    first = _serve(project, port, first_log, tmp_path)
+    try:
+        match = _wait_for(
+            lambda: re.search(r"Admin API key: (\S+)", _printed(first_log)), 120, "the demo key"
+        )
+        key = match[1]
+        kept = project / "var" / "demo-credentials.json"
+        assert kept.stat().st_mode & 0o777 == 0o600
+        assert json.loads(kept.read_text())["key"] == key
+
+        again = subprocess.run(
+            ["bash", "scripts/serve.sh", str(port)],
+            cwd=project,
+            env={"PATH": os.environ["PATH"], "HOME": str(tmp_path)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert again.returncode != 0
+        said = again.stdout + again.stderr
+        assert f"Port {port} on 127.0.0.1 is taken" in said
+        assert f"PORT={port + 1} make run" in said
+        assert "Traceback" not in said and "Admin API key" not in said
+        # the running server's key was not touched
+        assert _get(f"http://127.0.0.1:{port}/api/v1/me", key)[0] == 200
+    finally:
+        _stop(first)
+    assert first.returncode == 0
+
+    bad = subprocess.run(
+        ["bash", "scripts/serve.sh", "eighty"], cwd=project, capture_output=True, text=True
+    )
+    assert bad.returncode != 0 and "PORT must be a number" in bad.stderr
+
+    second_log = (tmp_path / "second.log").open("w+")
+    second = _serve(project, port, second_log, tmp_path)
+    try:
+        _wait_for(lambda: "==> AgentFlow on" in _printed(second_log), 120, "the second start")
+        assert f"Admin API key: {key}   (kept from the last start" in _printed(second_log)
+        assert _get(f"http://127.0.0.1:{port}/api/v1/me", key)[0] == 200
+    finally:
+        _stop(second)

@@ -1,15 +1,17 @@
 import asyncio
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
+from django.utils import timezone
 
 from agentflow_site.runtime_config import run_context
-from executions.models import Execution, ExecutionEvent
-from executions.services import execution_create
+from executions.models import Execution, ExecutionEvent, Status, Worker
+from executions.services import execution_create, heartbeat_stale
 from executions.tasks import enqueue_run
 from runtime.compiler import compile_workflow
 from runtime.events import NodeFinished, NodeStarted
@@ -17,6 +19,29 @@ from runtime.runner import run_workflow
 from tenants.models import Tenant
 from tenants.selectors import tenant_grants
 from workflows.services import workflow_validate
+
+NO_WORKER_REMINDER = 10.0
+"""Seconds a queued run waits with no worker alive before the CLI says so again."""
+
+
+class _Lines:
+    """stdout for lines and for streamed text: a line after streamed text starts on its own."""
+
+    def __init__(self, out: Any) -> None:
+        self.out = out
+        self.mid_line = False
+
+    def __call__(self, line: str) -> None:
+        if self.mid_line:
+            self.out.write("")  # ends the streamed text's line
+            self.mid_line = False
+        self.out.write(line)
+
+    def stream(self, text: str) -> None:
+        if text:
+            self.out.write(text, ending="")
+            self.out.flush()
+            self.mid_line = not text.endswith("\n")
 
 
 class _Printer:
@@ -59,9 +84,22 @@ class Command(BaseCommand):
             help="queue it for a worker (recorded as an execution of --tenant) and follow its "
             "events until it ends",
         )
-        parser.add_argument("--tenant", help="the tenant the queued run belongs to")
+        parser.add_argument(
+            "--tenant",
+            help="the tenant whose grants and trusted hosts the run has (and, with --enqueue, "
+            "that the execution is recorded for)",
+        )
 
     def handle(self, *args: Any, **opts: Any) -> None:
+        if opts["verbosity"] < 2:  # the run's own log lines only with -v 2 (or more)
+            logging.disable(logging.CRITICAL)
+        try:
+            self._handle(opts)
+        finally:
+            logging.disable(logging.NOTSET)
+
+    def _handle(self, opts: dict[str, Any]) -> None:
+        self.lines = _Lines(self.stdout)
         try:
             text = Path(opts["file"]).read_bytes()
             state = json.loads(opts["state"])
@@ -73,7 +111,16 @@ class Command(BaseCommand):
             raise CommandError("--state must be a JSON object.")
         if opts["input"]:
             state["user_input"] = opts["input"]
-        tenant = Tenant.objects.filter(slug=opts["tenant"]).first() if opts["tenant"] else None
+        tenant = None
+        if opts["tenant"]:
+            tenant = Tenant.objects.filter(slug=opts["tenant"]).first()
+            if tenant is None:
+                raise CommandError(
+                    f"There is no tenant '{opts['tenant']}': see `manage.py createtenant`, or "
+                    "the tenants in the admin."
+                )
+        elif opts["enqueue"]:
+            raise CommandError("--enqueue needs --tenant SLUG: the run is recorded for a tenant.")
         validated = workflow_validate(spec=text, tenant=tenant)
         if not validated.valid:
             for e in validated.errors:
@@ -82,7 +129,8 @@ class Command(BaseCommand):
                 )
             raise CommandError("The workflow is not valid.")
         if opts["enqueue"]:
-            self._enqueue(validated, state, opts)
+            assert tenant is not None
+            self._enqueue(validated, state, opts, tenant)
             return
         workflow = compile_workflow(validated, state_keys=state.keys())
         # No image store: images come back as data: URLs. Without --tenant the operator runs it
@@ -91,22 +139,21 @@ class Command(BaseCommand):
             grants=tenant_grants(tenant) if tenant is not None else None,
             trusted_hosts=tenant.trusted_hosts if tenant is not None else (),
         )
-        ctx.observer = _Printer(self.stdout.write)
+        ctx.observer = _Printer(self.lines)
         outcome = asyncio.run(run_workflow(workflow, state, ctx, timeout_seconds=opts["timeout"]))
-        self.stdout.write(
+        self.lines(
             f"status: {outcome.status} in {outcome.execution_time:.3f} s, "
             f"{outcome.tokens_used} tokens, ${outcome.cost:.6f}"
         )
         if outcome.error:
-            self.stdout.write(f"error: {json.dumps(outcome.error)}")
-        self.stdout.write(json.dumps(outcome.final_state, indent=2, ensure_ascii=False))
+            self.lines(f"error: {json.dumps(outcome.error)}")
+        self.lines(json.dumps(outcome.final_state, indent=2, ensure_ascii=False))
         if outcome.status != "succeeded":
             raise SystemExit(1)
 
-    def _enqueue(self, validated: Any, state: dict[str, Any], opts: dict[str, Any]) -> None:
-        tenant = Tenant.objects.filter(slug=opts["tenant"] or "").first()
-        if tenant is None:
-            raise CommandError("--enqueue needs --tenant SLUG (the run is recorded for it).")
+    def _enqueue(
+        self, validated: Any, state: dict[str, Any], opts: dict[str, Any], tenant: Tenant
+    ) -> None:
         with transaction.atomic():
             execution = execution_create(
                 tenant=tenant,
@@ -117,37 +164,60 @@ class Command(BaseCommand):
                 created_by="cli",
             )
             enqueue_run(execution.id)
-        self.stdout.write(f"queued {execution.id}; following its events (Ctrl-C stops following)")
-        last, printer = 0, _Printer(self.stdout.write)
+        self.lines(f"queued {execution.id}; following its events (Ctrl-C stops following)")
+        last, told = 0, -NO_WORKER_REMINDER
+        started = time.monotonic()
         while True:
             for event in ExecutionEvent.objects.filter(execution=execution, id__gt=last):
                 last = event.pk
                 if event.kind == "end":
                     self._end(execution.id)
                     return
-                self._show(printer, event.kind, event.data)
+                self._show(event.kind, event.data)
+            waited = time.monotonic() - started
+            if waited - told >= NO_WORKER_REMINDER and self._no_worker(execution.id):
+                told = waited
+                self.lines(
+                    "  … no run worker is running: the run waits in the queue until one starts "
+                    "(make worker, or manage.py runworker)."
+                )
             time.sleep(0.2)
 
-    def _show(self, printer: _Printer, kind: str, data: dict[str, Any]) -> None:
+    @staticmethod
+    def _no_worker(execution_id: str) -> bool:
+        queued = Execution.objects.filter(pk=execution_id, status=Status.QUEUED).exists()
+        alive = Worker.objects.filter(beat_at__gte=timezone.now() - heartbeat_stale())
+        return queued and not alive.exists()
+
+    def _show(self, kind: str, data: dict[str, Any]) -> None:
         if kind == "node_started":
-            self.stdout.write(f"▶ {data['node_id']} [{data['node_type']}] started")
+            self.lines(f"▶ {data['node_id']} [{data['node_type']}] started")
         elif kind == "node_finished":
             took = f"{data['duration'] * 1000:.0f} ms"
             if data.get("error"):
-                self.stdout.write(
+                self.lines(
                     f"✗ {data['node_id']} failed after {took}: "
                     f"{data['error']['code']}: {data['error']['message']}"
                 )
+            elif data.get("status") == "waiting":
+                self.lines(f"⏸ {data['node_id']} waits for an answer")
             else:
-                self.stdout.write(f"✓ {data['node_id']} finished in {took}")
+                self.lines(f"✓ {data['node_id']} finished in {took}")
         elif kind == "token":
-            self.stdout.write(data["delta"], ending="")
+            self.lines.stream(data["delta"])
+        elif kind == "run_waiting":
+            self.lines(
+                f"⏸ {data['node_id']} asks: {data['question']} ({' / '.join(data['options'])}); "
+                "answer at POST /api/v1/executions/{id}/resume"
+            )
+        elif kind == "run_resumed":
+            self.lines(f"▶ {data['node_id']} answered {data['answer']!r} by {data['by']}")
 
     def _end(self, execution_id: str) -> None:
         run = Execution.objects.get(pk=execution_id)
-        self.stdout.write(f"status: {run.status}, {run.tokens_used} tokens, ${float(run.cost):.6f}")
+        self.lines(f"status: {run.status}, {run.tokens_used} tokens, ${float(run.cost):.6f}")
         if run.error:
-            self.stdout.write(f"error: {json.dumps(run.error)}")
-        self.stdout.write(json.dumps(run.final_state, indent=2, ensure_ascii=False))
+            self.lines(f"error: {json.dumps(run.error)}")
+        self.lines(json.dumps(run.final_state, indent=2, ensure_ascii=False))
         if run.status != "succeeded":
             raise SystemExit(1)
