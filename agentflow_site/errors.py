@@ -138,7 +138,8 @@ def _title(exc: exceptions.APIException, status_code: int) -> str:
     """The same for every occurrence (RFC 9457): a default detail with a placeholder
     (`Method "{method}" not allowed.`) gives way to the status phrase."""
     title = str(exc.default_detail)
-    if "{" in title:
+    inherited = title == str(exceptions.APIException.default_detail) and status_code < 500
+    if "{" in title or inherited:  # nor "A server error occurred" on a 4xx that kept the base's
         title = HTTPStatus(status_code).phrase.capitalize()
     return title.rstrip(".")
 

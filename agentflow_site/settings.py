@@ -492,6 +492,12 @@ DJANGO_STRUCTLOG_USER_ID_FIELD = None  # callers are keys, bound as tenant/key_p
 from agentflow_site.logging import configure_logging  # noqa: E402
 
 LOGGING = configure_logging(level=LOG_LEVEL, fmt=LOG_FORMAT)
+# django-q2's own lines (a task enqueued and processed every minute by the periodic sweeps)
+Q_LOG_LEVEL = env.str("Q_LOG_LEVEL", default="INFO").upper()
+if Q_LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+    env.refuse("Q_LOG_LEVEL", "must be DEBUG, INFO, WARNING, ERROR or CRITICAL", "WARNING")
+    Q_LOG_LEVEL = "INFO"
+LOGGING["loggers"]["django-q"] = {"level": Q_LOG_LEVEL}
 
 # --- Validation cache (workflows/cache.py) -----------------------------------------------------
 # Seconds a process keeps a spec's validation result for a tenant (keyed by the spec, the

@@ -127,6 +127,7 @@ class ApprovalNeedsBackground(exceptions.APIException):
 
     status_code = 422
     default_code = "approval_needs_background"
+    default_detail = "An approval cannot be waited for in a synchronous request."
 
     def __init__(self, node_ids: list[str]) -> None:
         message = (

@@ -35,6 +35,7 @@ class AnswerRefused(exceptions.APIException):
 
     status_code = 422
     default_code = "invalid_answer"
+    default_detail = "The answer is not one of the question's options."
 
     def __init__(self, message: str) -> None:
         super().__init__(message)

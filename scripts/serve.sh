@@ -28,6 +28,7 @@ with socket.socket() as probe:
 PY
 
 export LOG_FORMAT=${LOG_FORMAT:-console}  # readable lines in a terminal; production sets json
+export Q_LOG_LEVEL=${Q_LOG_LEVEL:-WARNING}  # not the scheduler's every-minute chatter
 $py manage.py migrate --no-input -v0
 demo=$($py manage.py bootstrap_demo --base-url "http://127.0.0.1:$port" ${NEW_KEY:+--new-key})
 

@@ -78,3 +78,19 @@ def test_an_unexpected_error_is_a_problem_json_500_with_debug_on_or_off(
     body = response.json()
     assert body["status"] == 500 and body["type"].endswith("server_error")
     assert "a bug" not in response.content.decode()  # nothing of the inside shown
+
+
+def test_a_4xx_never_has_the_title_of_a_server_error() -> None:
+    from http import HTTPStatus
+
+    from rest_framework import exceptions
+
+    from agentflow_site.errors import _title
+
+    class Refused(exceptions.APIException):
+        status_code = 422
+        default_code = "refused"
+
+    assert _title(Refused("no"), 422) == HTTPStatus(422).phrase.capitalize()
+    assert "server error" not in _title(Refused("no"), 422).lower()
+    assert _title(exceptions.APIException(), 500) == "A server error occurred"
