@@ -14,6 +14,7 @@ from django.utils.safestring import SafeString
 from runtime.errors import ErrorType
 from runtime.graph_render import PictureTooLarge
 from tenants.admin_scope import TenantScopedAdmin
+from workflows.diff import SpecDiff, spec_diff
 from workflows.models import Workflow, WorkflowVersion
 from workflows.pictures import MERMAID, picture_html, spec_picture
 from workflows.services import WorkflowInvalid, workflow_create, workflow_update, workflow_validate
@@ -69,6 +70,29 @@ def _mermaid(spec: dict[str, Any]) -> SafeString:
         "<pre>{}</pre></details>",
         text,
     )
+
+
+def _edge_name(edge: dict[str, Any]) -> str:
+    when = f" [{edge['condition']}]" if edge.get("condition") is not None else ""
+    return f"{edge['from']} → {edge['to']}{when}"
+
+
+def _change_lines(found: SpecDiff) -> list[str]:
+    """The diff as lines a person reads: `node answer: metadata.template`, `edge a → b: added`."""
+    lines: list[str] = []
+    for kind in ("nodes", "queues", "sources"):
+        part = found[kind]
+        name = kind[:-1]
+        lines += [f"{name} {i}: added" for i in part["added"]]
+        lines += [f"{name} {i}: removed" for i in part["removed"]]
+        lines += [f"{name} {c['id']}: {', '.join(c['fields'])}" for c in part["changed"]]
+        lines += [f"{kind}: reordered"] if part["reordered"] else []
+    edges = found["edges"]
+    lines += [f"edge {_edge_name(e)}: added" for e in edges["added"]]
+    lines += [f"edge {_edge_name(e)}: removed" for e in edges["removed"]]
+    lines += [f"edge {_edge_name(e)}: {', '.join(e['fields'])}" for e in edges["changed"]]
+    lines += ["edges: reordered"] if edges["reordered"] else []
+    return lines + found["other"]
 
 
 class VersionInline(admin.TabularInline):
@@ -162,6 +186,7 @@ class WorkflowAdmin(TenantScopedAdmin):
             "picture": _picture(saved.spec),
             "mermaid": _mermaid(saved.spec),
             "spec_json": json.dumps(saved.spec, indent=2, ensure_ascii=False),
+            "changes": _change_lines(spec_diff(saved.spec, workflow.spec)),
         }
         return TemplateResponse(request, "admin/workflows/workflow/version.html", context)
 

@@ -4,6 +4,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db.models import QuerySet
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.utils.cache import patch_vary_headers
 from django_filters.rest_framework import DjangoFilterBackend
@@ -32,6 +33,7 @@ from runtime.plugins.registry import metadata_models as plugin_metadata_models
 from runtime.spec import workflow_spec_json_schema
 from runtime.validation import ValidationResult
 from tenants.models import Role, Tenant
+from workflows.diff import spec_diff
 from workflows.filters import WorkflowFilter
 from workflows.models import Workflow, WorkflowVersion
 from workflows.pictures import (
@@ -44,6 +46,7 @@ from workflows.pictures import (
 from workflows.selectors import workflow_spec_at
 from workflows.serializers import (
     ValidationResultSerializer,
+    VersionDiffSerializer,
     WorkflowDetailSerializer,
     WorkflowPatchSerializer,
     WorkflowSerializer,
@@ -55,6 +58,7 @@ from workflows.services import (
     WorkflowInvalid,
     workflow_create,
     workflow_delete,
+    workflow_restore,
     workflow_update,
     workflow_validate,
 )
@@ -422,3 +426,67 @@ def _valid_spec(request: Request) -> dict[str, Any]:
     if result is None or not result.valid or result.spec is None:
         raise InvalidSpec(report["errors"])
     return result.spec.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def _version_parameter(name: str, description: str) -> OpenApiParameter:
+    return OpenApiParameter(
+        name,
+        {"type": "integer", "minimum": 1, "maximum": VERSION_MAX},
+        OpenApiParameter.PATH,
+        description=description,
+    )
+
+
+def _saved_spec(workflow: Workflow, version: int) -> dict[str, Any]:
+    """Saved `version`'s spec; a number past any version is a 404 like a missing one."""
+    if not 1 <= version <= VERSION_MAX:
+        raise Http404(f"Workflow {workflow.id} has no version {version}.")
+    return workflow_spec_at(workflow, version)
+
+
+class WorkflowVersionDiffApi(APIView):
+    """What changed from saved `version` to saved `to_version`: nodes, queues and inline
+    sources by id (added, removed, changed with the fields that changed), edges by (from, to,
+    condition), every other field by dotted path, and a JSON Patch (RFC 6902) that turns the
+    first spec into the second. A version against itself is an empty diff."""
+
+    @extend_schema(
+        parameters=[
+            _version_parameter("version", "the version compared (`from`)"),
+            _version_parameter("to_version", "the version it is compared with (`to`)"),
+        ],
+        responses=VersionDiffSerializer,
+        operation_id="workflows_versions_diff",
+        summary="Compare two saved versions",
+    )
+    def get(self, request: Request, workflow_id: str, version: int, to_version: int) -> Response:
+        workflow = workflow_of(principal_of(request).tenant, workflow_id)
+        a, b = _saved_spec(workflow, version), _saved_spec(workflow, to_version)
+        return Response({"from": version, "to": to_version, **spec_diff(a, b)})
+
+
+class WorkflowVersionRestoreApi(APIView):
+    """Make a saved version the current one again, as a new version (a developer's write). It
+    is validated as a PUT is, against today's grants and sources: one that no longer validates
+    is a 422 naming every problem. Restoring the current spec saves nothing new."""
+
+    problem_statuses = {"post": (422,)}
+
+    @extend_schema(
+        parameters=[_version_parameter("version", "the saved version to restore")],
+        request=None,
+        responses=WorkflowDetailSerializer,
+        operation_id="workflows_versions_restore",
+        summary="Restore a saved version",
+    )
+    def post(self, request: Request, workflow_id: str, version: int) -> Response:
+        principal = principal_of(request)
+        workflow = workflow_of(principal.tenant, workflow_id)
+        _saved_spec(workflow, version)  # an unknown version is a 404
+        try:
+            saved = workflow_restore(workflow=workflow, version=version, actor=principal.actor)
+        except WorkflowVersion.DoesNotExist as exc:
+            raise Http404(f"Workflow {workflow.id} has no version {version}.") from exc
+        except WorkflowInvalid as exc:
+            raise InvalidSpec(exc.result.to_dict()["errors"]) from exc
+        return Response(WorkflowDetailSerializer(saved).data)

@@ -77,3 +77,74 @@ class WorkflowVersionSerializer(serializers.ModelSerializer[WorkflowVersion]):
         model = WorkflowVersion
         fields = ("version", "created_at", "created_by", "spec")
         read_only_fields = fields
+
+
+def _changed_fields(example: str) -> serializers.ListField:
+    return serializers.ListField(
+        child=serializers.CharField(), help_text=f"dotted paths of what changed, e.g. {example}"
+    )
+
+
+class ChangedEntrySerializer(serializers.Serializer[dict[str, Any]]):
+    id = serializers.CharField()
+
+    def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
+        # `fields` is a Serializer attribute: the field of that name joins here.
+        return {**super().get_fields(), "fields": _changed_fields("metadata.prompt, type")}
+
+
+class CollectionDiffSerializer(serializers.Serializer[dict[str, Any]]):
+    added = serializers.ListField(child=serializers.CharField(), help_text="ids")
+    removed = serializers.ListField(child=serializers.CharField(), help_text="ids")
+    changed = ChangedEntrySerializer(many=True)
+    reordered = serializers.BooleanField(help_text="the entries in both come in another order")
+
+
+class EdgeRefSerializer(serializers.Serializer[dict[str, Any]]):
+    to = serializers.CharField()
+    condition = serializers.CharField(allow_null=True)
+
+    def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
+        # `from` is a Python keyword: the field of that name joins here.
+        return {"from": serializers.CharField(), **super().get_fields()}
+
+
+class EdgeChangeSerializer(EdgeRefSerializer):
+    def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
+        return {**super().get_fields(), "fields": _changed_fields("loop.max_iterations")}
+
+
+class EdgeDiffSerializer(serializers.Serializer[dict[str, Any]]):
+    added = EdgeRefSerializer(many=True)
+    removed = EdgeRefSerializer(many=True)
+    changed = EdgeChangeSerializer(many=True)
+    reordered = serializers.BooleanField()
+
+
+class JsonPatchOperationSerializer(serializers.Serializer[dict[str, Any]]):
+    op = serializers.ChoiceField(["add", "remove", "replace", "move", "copy", "test"])
+    path = serializers.CharField(help_text="a JSON Pointer; empty for the whole document")
+    value = serializers.JSONField(required=False)
+
+    def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
+        moved = serializers.CharField(required=False, help_text="move and copy: the source")
+        return {**super().get_fields(), "from": moved}
+
+
+class VersionDiffSerializer(serializers.Serializer[dict[str, Any]]):
+    to = serializers.IntegerField(help_text="the version compared with `from`")
+    nodes = CollectionDiffSerializer(help_text="nodes by id")
+    edges = EdgeDiffSerializer(help_text="edges by (from, to, condition)")
+    queues = CollectionDiffSerializer(help_text="queues by id")
+    sources = CollectionDiffSerializer(help_text="inline sources by id")
+    other = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="every other changed field, dotted: name, description, limits.max_steps, …",
+    )
+    patch = JsonPatchOperationSerializer(
+        many=True, help_text="RFC 6902 operations turning version `from`'s spec into `to`'s"
+    )
+
+    def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
+        compared = serializers.IntegerField(help_text="the version compared")
+        return {"from": compared, **super().get_fields()}

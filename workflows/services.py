@@ -123,7 +123,28 @@ def workflow_update(
     """
     locked = Workflow.objects.select_for_update().get(pk=workflow.pk)
     new_spec = merge_patch(locked.spec, patch) if patch is not None else spec
-    _, clean = _checked(locked.tenant, new_spec, locked)
+    return _save_version(locked, new_spec, actor, "workflow.update", {})
+
+
+@transaction.atomic
+def workflow_restore(*, workflow: Workflow, version: int, actor: str) -> Workflow:
+    """Make saved `version` the current spec again, as a new version, validated as an update
+    is (against today's grants and sources); restoring the current spec saves nothing new.
+
+    Raises:
+        WorkflowVersion.DoesNotExist: the workflow has no such version.
+        WorkflowInvalid: that version no longer validates; the workflow is left as it was.
+    """
+    locked = Workflow.objects.select_for_update().get(pk=workflow.pk)
+    spec = locked.versions.get(version=version).spec
+    return _save_version(locked, spec, actor, "workflow.restore", {"restored": version})
+
+
+def _save_version(
+    locked: Workflow, spec: Any, actor: str, action: str, details: dict[str, Any]
+) -> Workflow:
+    """Validate `spec` and save it as the next version of the locked workflow, audited."""
+    _, clean = _checked(locked.tenant, spec, locked)
     if clean == locked.spec:
         return locked
     locked.version += 1
@@ -136,10 +157,10 @@ def workflow_update(
     audit_record(
         tenant=locked.tenant,
         actor=actor,
-        action="workflow.update",
+        action=action,
         target_type="workflow",
         target_id=locked.id,
-        details={"version": locked.version},
+        details={"version": locked.version, **details},
     )
     return locked
 

@@ -7,6 +7,8 @@ from workflows.api import (
     WorkflowListCreateApi,
     WorkflowSpecSchemaApi,
     WorkflowValidateApi,
+    WorkflowVersionDiffApi,
+    WorkflowVersionRestoreApi,
     WorkflowVersionsApi,
 )
 
@@ -20,6 +22,16 @@ urlpatterns = [
         "workflows/<wf:workflow_id>/versions",
         WorkflowVersionsApi.as_view(),
         name="workflow-versions",
+    ),
+    path(
+        "workflows/<wf:workflow_id>/versions/<int:version>/diff/<int:to_version>",
+        WorkflowVersionDiffApi.as_view(),
+        name="workflow-version-diff",
+    ),
+    path(
+        "workflows/<wf:workflow_id>/versions/<int:version>/restore",
+        WorkflowVersionRestoreApi.as_view(),
+        name="workflow-version-restore",
     ),
     path("schema/workflow-spec", WorkflowSpecSchemaApi.as_view(), name="workflow-spec-schema"),
 ]

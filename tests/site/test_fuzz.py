@@ -83,6 +83,8 @@ def real_ids(tenant: Tenant) -> dict[str, str]:
         "execution_id": execution.id,
         "prefix": issue_key(tenant, "viewer", name="spare").prefix,
         "name": "0123456789abcdef.png",
+        "version": "1",
+        "to_version": "1",
     }
 
 

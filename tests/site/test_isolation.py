@@ -57,6 +57,8 @@ def theirs(other_tenant: Tenant, other_admin_key: IssuedKey) -> dict[str, str]:
         "execution_id": execution.id,
         "prefix": other_admin_key.prefix,
         "name": "0123456789abcdef.png",
+        "version": "1",
+        "to_version": "1",
     }
 
 

@@ -71,6 +71,8 @@ def mine(tenant: Tenant, admin_key: IssuedKey) -> dict[str, str]:
         "schedule_id": schedule.id,
         "prefix": issue_key(tenant, "viewer", name="spare").prefix,
         "name": "0123456789abcdef.png",
+        "version": "1",
+        "to_version": "1",
     }
 
 
