@@ -477,6 +477,16 @@ for _name in (
 if not 0 < AGENTFLOW_WEBHOOK_TIMEOUT <= 60:
     env.refuse("AGENTFLOW_WEBHOOK_TIMEOUT", "must be a number of seconds, 0-60", "10")
 
+# --- Retention (executions/retention.py, `manage.py prune`, the daily agentflow-prune) -----------
+# Days an ended run (its trace, events, profiles, webhook, files, checkpoints) and an audit event
+# are kept; 0 keeps them for ever. A tenant's retention_days / audit_retention_days override them.
+AGENTFLOW_RETENTION_DAYS = _number("AGENTFLOW_RETENTION_DAYS", 30)
+AGENTFLOW_AUDIT_RETENTION_DAYS = _number("AGENTFLOW_AUDIT_RETENTION_DAYS", 365)
+for _name, _default in (("AGENTFLOW_RETENTION_DAYS", 30), ("AGENTFLOW_AUDIT_RETENTION_DAYS", 365)):
+    if globals()[_name] < 0:
+        env.refuse(_name, "must be 0 (keep for ever) or more days", str(_default))
+        globals()[_name] = _default
+
 # --- Logging: JSON lines with the request id and the tenant; secrets scrubbed -------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOG_FORMAT = env.str("LOG_FORMAT", default="json")

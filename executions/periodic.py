@@ -26,6 +26,12 @@ PERIODIC: dict[str, dict[str, Any]] = {
         "cron": "* * * * *",
         "repeats": -1,
     },
+    "agentflow-prune": {
+        "func": "executions.tasks.prune",
+        "schedule_type": "C",
+        "cron": "17 3 * * *",
+        "repeats": -1,
+    },
 }
 
 

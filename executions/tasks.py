@@ -1,14 +1,20 @@
-"""Queueing background runs, and the every-minute sweep for runs whose worker vanished.
+"""Queueing background runs, the every-minute sweep for runs whose worker vanished, and the
+daily prune of what retention no longer keeps.
 
 A queued run is an `Execution` row with status `queued`: the run workers (`manage.py
 runworker`, executions/worker.py) claim such rows themselves. Queueing one only wakes them.
 """
 
+import structlog
+
 from executions.approvals import waits_expire
+from executions.retention import prune as retention_prune
 from executions.services import stale_runs
 from executions.wakeup import notify_workers
 from executions.webhooks import webhooks_deliver_due
 from executions.worker import MAX_DELIVERIES, give_up_lost
+
+logger = structlog.get_logger(__name__)
 
 
 def enqueue_run(execution_id: str) -> None:
@@ -38,4 +44,15 @@ def deliver_webhooks() -> int:
     return webhooks_deliver_due()
 
 
-__all__ = ["deliver_webhooks", "enqueue_run", "reap_stale_runs"]
+def prune() -> dict[str, int]:
+    """Delete the ended runs and audit events older than their tenant's retention (the daily
+    `agentflow-prune` schedule); the totals that went."""
+    totals: dict[str, int] = {}
+    for result in retention_prune():
+        for name, count in result.counts.items():
+            totals[name] = totals.get(name, 0) + count
+    logger.info("retention.pruned", **totals)
+    return totals
+
+
+__all__ = ["deliver_webhooks", "enqueue_run", "prune", "reap_stale_runs"]

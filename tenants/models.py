@@ -87,6 +87,17 @@ class Tenant(models.Model):
         blank=True,
         help_text="USD per UTC day across all runs; empty: no limit",
     )
+    retention_days = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="days ended runs (traces, events, files, checkpoints) are kept; 0: for ever; "
+        "empty: AGENTFLOW_RETENTION_DAYS",
+    )
+    audit_retention_days = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="days audit events are kept; 0: for ever; empty: AGENTFLOW_AUDIT_RETENTION_DAYS",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
