@@ -73,7 +73,20 @@ class RunInterrupted(exceptions.APIException):
         self.extra = {"execution_id": execution_id, "execution_status": status}
 
 
-class ContentTooLarge(exceptions.APIException):
+class FieldRefused(exceptions.APIException):
+    """A refusal of one field of the request: its problem's `errors` names the field, as a
+    ValidationError's do. A subclass sets `field` (or passes one) and its status and code."""
+
+    field = ""
+
+    def __init__(self, message: str | None = None, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.errors = [
+            {"field": self.field if field is None else field, "message": str(self.detail)}
+        ]
+
+
+class ContentTooLarge(FieldRefused):
     """413: a body over DATA_UPLOAD_MAX_MEMORY_SIZE, refused before it is read."""
 
     status_code = 413
@@ -82,9 +95,7 @@ class ContentTooLarge(exceptions.APIException):
 
     def __init__(self) -> None:
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-        message = f"The body is larger than the {limit:,}-byte limit; send less."
-        super().__init__(message)
-        self.errors = [{"field": "", "message": message}]
+        super().__init__(f"The body is larger than the {limit:,}-byte limit; send less.")
 
 
 def problem(

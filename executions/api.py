@@ -22,7 +22,7 @@ from rest_framework.views import APIView
 
 from agentflow_site.auth import Principal, principal_of
 from agentflow_site.bounds import column_max
-from agentflow_site.errors import Conflict, InvalidSpec, RunInterrupted
+from agentflow_site.errors import Conflict, FieldRefused, InvalidSpec, RunInterrupted
 from agentflow_site.observability.errors import capture_exception
 from agentflow_site.pagination import NewestFirstCursorPagination
 from agentflow_site.params import query_number, whole_number
@@ -88,46 +88,38 @@ def _request_hash(request: Request) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-class IdempotencyKeyReused(exceptions.APIException):
+class IdempotencyKeyReused(FieldRefused):
     status_code = 422
     default_detail = "This Idempotency-Key was used with another request; use a new key."
     default_code = "idempotency_key_reused"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.errors = [{"field": "Idempotency-Key", "message": str(self.default_detail)}]
+    field = "Idempotency-Key"
 
 
-class UnknownVersion(exceptions.APIException):
+class UnknownVersion(FieldRefused):
     """422: a well-formed `version` the workflow does not have (yet)."""
 
     status_code = 422
     default_detail = "The workflow has no such version."
     default_code = "unknown_version"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.errors = [{"field": "version", "message": message}]
+    field = "version"
 
 
-class CallbackUrlRefused(exceptions.APIException):
+class CallbackUrlRefused(FieldRefused):
     """422: a callback_url the tenant's http sources could not call either."""
 
     status_code = 422
     default_detail = "The callback_url is refused."
     default_code = "callback_url_refused"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.errors = [{"field": "callback_url", "message": message}]
+    field = "callback_url"
 
 
-class ApprovalNeedsBackground(exceptions.APIException):
+class ApprovalNeedsBackground(FieldRefused):
     """422: a sync execute of a workflow that asks a person: its request cannot wait for that."""
 
     status_code = 422
     default_code = "approval_needs_background"
     default_detail = "An approval cannot be waited for in a synchronous request."
+    field = "mode"
 
     def __init__(self, node_ids: list[str]) -> None:
         message = (
@@ -136,7 +128,6 @@ class ApprovalNeedsBackground(exceptions.APIException):
             "POST /executions/{id}/resume."
         )
         super().__init__(message)
-        self.errors = [{"field": "mode", "message": message}]
 
 
 def approval_nodes(validated: Any) -> list[str]:

@@ -3,13 +3,13 @@
 from typing import Any
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import exceptions, serializers, status
+from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agentflow_site.auth import principal_of
-from agentflow_site.errors import Conflict
+from agentflow_site.errors import Conflict, FieldRefused
 from executions.api import ExecuteAcceptedSerializer, _execution
 from executions.approvals import InvalidAnswer, NotWaiting, execution_resume
 from executions.models import Status
@@ -30,16 +30,13 @@ class ResumeRequestSerializer(serializers.Serializer[dict[str, Any]]):
     )
 
 
-class AnswerRefused(exceptions.APIException):
+class AnswerRefused(FieldRefused):
     """422: an answer that is not one of the question's options."""
 
     status_code = 422
     default_code = "invalid_answer"
     default_detail = "The answer is not one of the question's options."
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.errors = [{"field": "answer", "message": message}]
+    field = "answer"
 
 
 class ExecutionResumeApi(APIView):

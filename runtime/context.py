@@ -11,7 +11,7 @@ import os
 import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,7 +20,7 @@ from runtime import metrics
 from runtime.budget import UNLIMITED, Budget
 from runtime.credentials import SourceCredentials
 from runtime.egress import EgressPolicy, EgressRefused, check_url
-from runtime.egress.guard import TRUST_HINT
+from runtime.egress.guard import PROVIDER_HINT
 from runtime.errors import InvalidResult, NodeError
 from runtime.events import NullObserver, RunObserver
 from runtime.grants import Grants
@@ -74,13 +74,6 @@ def _default_aggregations() -> Mapping[str, AggregationFunction]:
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-PROVIDER_HINT = (
-    "A provider's base_url on a private or loopback host (a gateway, a local model server) is "
-    "reachable only when the operator lists that host, with its port, in "
-    "AGENTFLOW_TRUSTED_PROVIDER_HOSTS (or in the tenant's trusted hosts)."
-)
 
 
 @dataclass
@@ -236,11 +229,7 @@ class RunContext:
             try:
                 check_url(url, self.egress_policy(kind, config))
             except EgressRefused as exc:
-                said = exc.message
-                if kind in PROVIDER_KINDS:  # allowed_hosts is the http kind's; this is the fix
-                    said = said.replace(TRUST_HINT, PROVIDER_HINT)
-                message = f"The source's {name} is refused. {said}"
-                raise EgressRefused(message) from None
+                raise EgressRefused(f"The source's {name} is refused. {exc.message}") from None
 
     def egress_policy(self, kind: str, config: Any) -> EgressPolicy:
         """Which non-public hosts a source may reach: what the operator trusts (for provider
@@ -252,6 +241,7 @@ class RunContext:
             if kind in PROVIDER_KINDS:
                 gateways = {_host_port(url) for url in self.base_urls.values()}
                 trusted |= self.trusted_provider_hosts | gateways
+                return replace(EgressPolicy.of(sorted(trusted)), hint=PROVIDER_HINT)
             return EgressPolicy.of(sorted(trusted), allowed)
         except ValueError as exc:
             raise EgressRefused(f"The operator's trusted hosts hold a bad entry: {exc}.") from None

@@ -8,14 +8,14 @@ from django.db import IntegrityError
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import exceptions, status
+from rest_framework import status
 from rest_framework.generics import ListAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agentflow_site.auth import Principal, principal_of
-from agentflow_site.errors import Conflict
+from agentflow_site.errors import Conflict, FieldRefused
 from schedules.models import Schedule
 from schedules.serializers import ScheduleSerializer, ScheduleWriteSerializer
 from schedules.services import (
@@ -36,16 +36,12 @@ IDEMPOTENCY_KEY = OpenApiParameter(
 )
 
 
-class ScheduleInvalid(exceptions.APIException):
+class ScheduleInvalid(FieldRefused):
     """422 naming the field: a cron expression, time zone or version that will not do."""
 
     status_code = 422
     default_detail = "The schedule is not valid."
     default_code = "invalid_schedule"
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.errors = [{"field": field, "message": message}]
 
 
 def _request_hash(request: Request) -> str:
@@ -59,7 +55,8 @@ def _replayed(principal: Principal, key: str, digest: str) -> Schedule | None:
     found = Schedule.objects.for_tenant(principal.tenant).filter(idempotency_key=key).first()
     if found is not None and found.request_hash != digest:
         raise ScheduleInvalid(
-            "Idempotency-Key", "This Idempotency-Key was used with another request; use a new key."
+            "This Idempotency-Key was used with another request; use a new key.",
+            field="Idempotency-Key",
         )
     return found
 
@@ -111,7 +108,7 @@ class ScheduleListCreateApi(ListAPIView[Schedule]):
                 request_hash=digest,
             )
         except ScheduleRefused as exc:
-            raise ScheduleInvalid(exc.field, exc.message) from exc
+            raise ScheduleInvalid(exc.message, field=exc.field) from exc
         except TooManySchedules as exc:
             raise Conflict(str(exc)) from exc
         except IntegrityError:  # the same key, sent twice at once: answer with the first
@@ -159,7 +156,7 @@ class ScheduleDetailApi(APIView):
                 schedule=schedule, changes=changes, actor=principal_of(request).actor
             )
         except ScheduleRefused as exc:
-            raise ScheduleInvalid(exc.field, exc.message) from exc
+            raise ScheduleInvalid(exc.message, field=exc.field) from exc
         return Response(ScheduleSerializer(saved).data)
 
     @extend_schema(

@@ -54,6 +54,12 @@ TRUST_HINT = (
     "operator trusts it (AGENTFLOW_TRUSTED_HOSTS, or the tenant's trusted hosts) and, when the "
     "source lists allowed_hosts, the source names it too."
 )
+PROVIDER_HINT = (
+    "A provider's base_url on a private or loopback host (a gateway, a local model server) is "
+    "reachable only when the operator lists that host, with its port, in "
+    "AGENTFLOW_TRUSTED_PROVIDER_HOSTS (or in the tenant's trusted hosts)."
+)
+"""The hint of a provider source's policy: allowed_hosts is the http kind's, not theirs."""
 
 
 class EgressRefused(NodeError):
@@ -90,7 +96,7 @@ class Guard:
         if internal and not self.policy.trusts_name(host, port):
             raise EgressRefused(
                 f"Refused to connect to {host} port {port}: it is an internal host name. "
-                f"{TRUST_HINT}"
+                f"{self.policy.hint or TRUST_HINT}"
             )
 
     async def addresses(self, host: str, port: int) -> list[str]:
@@ -126,7 +132,7 @@ class Guard:
         if not self.policy.trusts(host, address, port):
             raise EgressRefused(
                 f"Refused to connect to {host} port {port}: it is a {reason} address "
-                f"({address}). {TRUST_HINT}"
+                f"({address}). {self.policy.hint or TRUST_HINT}"
             )
         if self.policy.narrows_out(host, address, port):
             listed = ", ".join(str(rule) for rule in self.policy.allowed or ())

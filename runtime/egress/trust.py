@@ -113,6 +113,9 @@ class EgressPolicy:
     AGENTFLOW_TRUSTED_PROVIDER_HOSTS and the operator's own base URLs) plus the tenant's list."""
     allowed: tuple[HostRule, ...] | None = None
     """The source's `allowed_hosts`; None when it lists none (no narrowing)."""
+    hint: str = ""
+    """How a refused private host becomes reachable for this kind of source, said in the
+    refusal; empty: the general one (runtime.egress.guard.TRUST_HINT)."""
 
     @classmethod
     def of(cls, trusted: Iterable[str] = (), allowed: Iterable[str] | None = None) -> EgressPolicy:
