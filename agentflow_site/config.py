@@ -18,10 +18,11 @@ import re
 import sys
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import environ
 
+CREDENTIAL = re.compile(r":[^\s:/@]+@")
+"""The password of `user:password@host`, wherever it stands."""
 SECRET_NAME = re.compile(r"SECRET|PASSWORD|TOKEN|API_KEY|_KEY$|DSN", re.IGNORECASE)
 TRUE = frozenset({"true", "1", "yes", "on"})
 FALSE = frozenset({"false", "0", "no", "off"})
@@ -31,14 +32,8 @@ def shown(name: str, value: str) -> str:
     """`value` as a message may show it: a secret masked, a URL's password left out."""
     if SECRET_NAME.search(name):
         return f"'{value[:2]}…' (masked, {len(value)} characters)" if value else "''"
-    if "://" in value:
-        try:
-            parts = urlsplit(value)
-        except ValueError:
-            return repr(value[:200])
-        if parts.password:
-            return repr(value.replace(f":{parts.password}@", ":***@", 1)[:200])
-    return repr(value[:200])
+    # user:password@host, in a URL or in a value too malformed to parse as one
+    return repr(CREDENTIAL.sub(":***@", value)[:200])
 
 
 @dataclass(frozen=True)

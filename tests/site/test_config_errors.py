@@ -120,6 +120,7 @@ def test_values_are_shown_masked_when_secret() -> None:
     assert shown("DJANGO_SECRET_KEY", "abcdefgh") == "'ab…' (masked, 8 characters)"
     assert shown("AGENTFLOW_METRICS_TOKEN", "") == "''"
     assert shown("DATABASE_URL", "postgres://u:pw@h/db") == "'postgres://u:***@h/db'"
+    assert shown("DATABASE_URL", "postgres//u:s3cret@h/db") == "'postgres//u:***@h/db'"
     assert shown("Q_WORKERS", "two") == "'two'"
 
 
