@@ -1,4 +1,5 @@
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
@@ -34,6 +35,7 @@ from runtime.spec import workflow_spec_json_schema
 from runtime.validation import ValidationResult
 from tenants.models import Role, Tenant
 from workflows.diff import spec_diff
+from workflows.estimate import workflow_estimate
 from workflows.filters import WorkflowFilter
 from workflows.models import Workflow, WorkflowVersion
 from workflows.pictures import (
@@ -63,6 +65,7 @@ from workflows.services import (
     workflow_validate,
 )
 
+FLAG_VALUES = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 SPEC_EXAMPLE = {
     "name": "hello",
     "start_node": "input",
@@ -136,20 +139,39 @@ class WorkflowValidateApi(APIView):
     """Validate a WorkflowSpec and report every problem at once (any role may validate).
 
     The body is a spec, or `{"spec": …, "node": id}` to check one node. Always 200 with
-    `{valid, errors, warnings}` for JSON; 400 for a body that is not JSON at all.
+    `{valid, errors, warnings}` for JSON; 400 for a body that is not JSON at all. With
+    `?estimate=true` (a dry run) the answer also holds `estimate`: what a run of the spec from
+    the body's `initial_state` may cost, counted without calling anything; null when the spec
+    is not valid.
     """
 
     write_role = Role.VIEWER  # a POST, but it changes nothing
     body_required = ("post",)
 
     @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "estimate",
+                OpenApiTypes.BOOL,
+                description="also estimate a run's tokens and cost (a dry run: nothing is "
+                "called), from the body's `initial_state`",
+            )
+        ],
         request={
             "application/json": {
                 "anyOf": [
                     SPEC_REF,
                     {
                         "type": "object",
-                        "properties": {"spec": SPEC_REF, "node": {"type": "string"}},
+                        "properties": {
+                            "spec": SPEC_REF,
+                            "node": {"type": "string"},
+                            "initial_state": {
+                                "type": "object",
+                                "description": "the state the estimate renders prompts from, "
+                                "as /workflows/execute takes it",
+                            },
+                        },
                         "required": ["spec"],
                     },
                 ]
@@ -160,8 +182,33 @@ class WorkflowValidateApi(APIView):
         operation_id="workflows_validate",
     )
     def post(self, request: Request) -> Response:
-        _, report = _checked_body(request, node_allowed=True)
+        wanted = _flag(request.query_params, "estimate")
+        result, report = _checked_body(request, node_allowed=True)
+        if wanted:
+            state = _initial_state(request) if result is not None else {}
+            report["estimate"] = workflow_estimate(validated=result, initial_state=state)
         return Response(report)
+
+
+def _flag(params: Mapping[str, str], name: str) -> bool:
+    raw = params.get(name, "false").strip().lower()
+    if raw not in FLAG_VALUES:
+        raise exceptions.ValidationError({name: ["Must be true or false."]})
+    return FLAG_VALUES[raw]
+
+
+def _initial_state(request: Request) -> dict[str, Any]:
+    """The body's `initial_state` (`{}` when absent or the body is a bare spec)."""
+    try:
+        body = json.loads(request.body)
+    except (ValueError, RecursionError):
+        return {}
+    if not isinstance(body, dict) or "nodes" in body:
+        return {}
+    state = body.get("initial_state", {})
+    if not isinstance(state, dict):
+        raise exceptions.ValidationError({"initial_state": ["Must be a JSON object."]})
+    return state
 
 
 class WorkflowSpecSchemaApi(APIView):

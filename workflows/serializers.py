@@ -16,10 +16,69 @@ class SpecErrorSerializer(serializers.Serializer[dict[str, object]]):
     column = serializers.IntegerField(allow_null=True)
 
 
+class PriceSerializer(serializers.Serializer[dict[str, object]]):
+    input = serializers.FloatField(help_text="USD per million prompt tokens")
+    output = serializers.FloatField(help_text="USD per million completion tokens")
+
+
+class NodeEstimateSerializer(serializers.Serializer[dict[str, object]]):
+    node_id = serializers.CharField()
+    call = serializers.ChoiceField(choices=["chat", "embeddings", "image"])
+    source = serializers.CharField()  # type: ignore[assignment]
+    model = serializers.CharField()
+    tokenizer = serializers.ChoiceField(
+        choices=["o200k_base", "cl100k_base", "approximate"],
+        help_text="tiktoken's encoding for OpenAI models; `approximate`: 4 characters a token",
+    )
+    prompt_tokens = serializers.IntegerField(
+        help_text="the prompt rendered from the initial state (what earlier nodes write left out)"
+    )
+    prompt_tokens_max = serializers.IntegerField(
+        help_text="the same with earlier chat nodes' results as long as their completion bound"
+    )
+    completion_tokens_max = serializers.IntegerField(
+        help_text="the node's max_tokens, else its source's, else 1,000"
+    )
+    price_per_million_tokens = PriceSerializer()
+    cost = serializers.FloatField(help_text="USD: prompt_tokens and completion_tokens_max")
+    cost_max = serializers.FloatField(help_text="USD: prompt_tokens_max and completion_tokens_max")
+    unknown_inputs = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="state keys earlier nodes write that the prompt reads",
+    )
+    rendered = serializers.BooleanField(
+        help_text="false: a template failed to render and its source text was counted"
+    )
+
+
+class PathEstimateSerializer(serializers.Serializer[dict[str, object]]):
+    nodes = serializers.ListField(child=serializers.CharField())
+    prompt_tokens = serializers.IntegerField()
+    completion_tokens = serializers.IntegerField()
+    total_tokens = serializers.IntegerField()
+    cost = serializers.FloatField(help_text="USD")
+    loop_passes = serializers.DictField(
+        child=serializers.IntegerField(), help_text='extra passes per loop edge ("from->to")'
+    )
+
+
+class EstimateSerializer(serializers.Serializer[dict[str, object]]):
+    currency = serializers.CharField()
+    nodes = NodeEstimateSerializer(many=True)
+    most_expensive = PathEstimateSerializer()
+    cheapest = PathEstimateSerializer()
+
+
 class ValidationResultSerializer(serializers.Serializer[dict[str, object]]):
     valid = serializers.BooleanField()
     errors = SpecErrorSerializer(many=True)  # type: ignore[assignment]
     warnings = SpecErrorSerializer(many=True)
+    estimate = EstimateSerializer(
+        allow_null=True,
+        required=False,
+        help_text="only with ?estimate=true: what a run from `initial_state` may cost; null when "
+        "the spec is not valid (or one node was checked)",
+    )
 
 
 class WorkflowSerializer(serializers.ModelSerializer[Workflow]):

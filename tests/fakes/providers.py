@@ -2,6 +2,7 @@
 
 The default answer echoes the last user message (`"echo: <prompt>"`) with fixed usage:
 `PROMPT_TOKENS` in, `COMPLETION_TOKENS` out. Streams split the answer into word-sized deltas.
+`FakeOpenAIServer(count_tokens=True)` reports usage counted as OpenAI counts it instead (tiktoken).
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ import json
 import re
 import struct
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
+from runtime.estimate.tokenizer import encoding, tokenizer_for
 from tests.fakes.server import (
     Behaviour,
     FakeServer,
@@ -78,14 +81,45 @@ def _last_user_text(messages: list[dict[str, Any]]) -> str:
     return ""
 
 
-def _openai_chat(request: RecordedRequest, behaviour: Behaviour) -> Reply:
+def _tiktoken_count(model: str, text: str) -> int:
+    return len(encoding(tokenizer_for("openai", model)).encode(text, disallowed_special=()))
+
+
+def _counted_usage(model: str, messages: list[dict[str, Any]], answer: str) -> tuple[int, int]:
+    """OpenAI's count (the cookbook's): each message 3 tokens plus its values' tokens (role
+    and content), 3 more priming the reply; the answer's own tokens."""
+    prompt = 3
+    for message in messages:
+        values = [message.get("role") or "", message.get("content") or ""]
+        prompt += 3 + sum(_tiktoken_count(model, str(value)) for value in values)
+    return prompt, _tiktoken_count(model, answer)
+
+
+@dataclass(frozen=True)
+class CountedChat:
+    messages: list[dict[str, Any]]
+    prompt_tokens: int
+    completion_tokens: int
+
+
+def _counted_chat(request: RecordedRequest, behaviour: Behaviour) -> CountedChat:
+    body = request.json or {}
+    messages = body.get("messages", [])
+    text = _answer_text(behaviour, _last_user_text(messages))
+    return CountedChat(messages, *_counted_usage(body.get("model") or "", messages, text))
+
+
+def _openai_chat(request: RecordedRequest, behaviour: Behaviour, counted: bool = False) -> Reply:
     body = request.json or {}
     text = _answer_text(behaviour, _last_user_text(body.get("messages", [])))
     model = body.get("model") or "fake-model"
+    prompt, completion = PROMPT_TOKENS, COMPLETION_TOKENS
+    if counted:
+        prompt, completion = _counted_usage(model, body.get("messages", []), text)
     usage = {
-        "prompt_tokens": PROMPT_TOKENS,
-        "completion_tokens": COMPLETION_TOKENS,
-        "total_tokens": PROMPT_TOKENS + COMPLETION_TOKENS,
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
     }
     if body.get("stream"):
         include_usage = (body.get("stream_options") or {}).get("include_usage", False)
@@ -135,10 +169,14 @@ def embedding_vector(text: str) -> list[float]:
     return [*counts, 1.0]
 
 
-def _openai_embeddings(request: RecordedRequest, behaviour: Behaviour) -> Reply:
+def _openai_embeddings(
+    request: RecordedRequest, behaviour: Behaviour, counted: bool = False
+) -> Reply:
     body = request.json or {}
     inputs = body.get("input", [])
     texts = [inputs] if isinstance(inputs, str) else list(inputs)
+    model = body.get("model") or "fake-embedding"
+    tokens = sum(_tiktoken_count(model, str(t)) for t in texts) if counted else PROMPT_TOKENS
     as_base64 = body.get("encoding_format") == "base64"
     data = [
         {"object": "embedding", "index": index, "embedding": _encoded(text, as_base64)}
@@ -147,8 +185,8 @@ def _openai_embeddings(request: RecordedRequest, behaviour: Behaviour) -> Reply:
     payload = {
         "object": "list",
         "data": data,
-        "model": body.get("model") or "fake-embedding",
-        "usage": {"prompt_tokens": PROMPT_TOKENS, "total_tokens": PROMPT_TOKENS},
+        "model": model,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
     }
     return json_reply(behaviour.status, payload, behaviour.headers)
 
@@ -185,10 +223,17 @@ def _openai_images(request: RecordedRequest, behaviour: Behaviour, base_url: str
 
 
 class FakeOpenAIServer(FakeServer):
-    """OpenAI's /v1 routes, and Azure's /openai/deployments/{deployment}/... on the same server."""
+    """OpenAI's /v1 routes, and Azure's /openai/deployments/{deployment}/... on the same server.
 
-    def __init__(self) -> None:
+    `count_tokens`: report chat and embedding usage counted with tiktoken as OpenAI bills it,
+    instead of the fixed PROMPT_TOKENS/COMPLETION_TOKENS.
+    """
+
+    def __init__(self, *, count_tokens: bool = False) -> None:
         super().__init__(self._route)
+        self.count_tokens = count_tokens
+        self.counted: list[CountedChat] = []
+        """With `count_tokens`: each chat request's messages and the usage reported for it."""
 
     @property
     def base_url(self) -> str:
@@ -199,9 +244,11 @@ class FakeOpenAIServer(FakeServer):
         if behaviour.status >= 400:
             return _openai_error(behaviour.status, behaviour)
         if request.path.endswith("/chat/completions"):
-            return _openai_chat(request, behaviour)
+            if self.count_tokens:
+                self.counted.append(_counted_chat(request, behaviour))
+            return _openai_chat(request, behaviour, self.count_tokens)
         if request.path.endswith("/embeddings"):
-            return _openai_embeddings(request, behaviour)
+            return _openai_embeddings(request, behaviour, self.count_tokens)
         if request.path.endswith("/images/generations"):
             return _openai_images(request, behaviour, self.url)
         if request.path.endswith("/models") and request.method == "GET":
