@@ -6,8 +6,9 @@ worker that dies loses nothing: the next worker resumes the run from there.
 """
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,75 @@ async def checkpointer() -> AsyncIterator[Any]:
 
         async with AsyncSqliteSaver.from_conn_string(str(sqlite_path())) as saver:
             yield saver
+
+
+@contextmanager
+def blocking_saver() -> Iterator[Any]:
+    """A synchronous checkpoint saver, for work outside any run's event loop (a fork)."""
+    if _vendor() == "postgresql":
+        from langgraph.checkpoint.postgres import PostgresSaver
+
+        with PostgresSaver.from_conn_string(
+            postgres_conninfo(connections["default"].settings_dict)
+        ) as saver:
+            yield saver
+    else:
+        from langgraph.checkpoint.sqlite import SqliteSaver
+
+        with SqliteSaver.from_conn_string(str(sqlite_path())) as saver:
+            yield saver
+
+
+ZEROED = {"tokens_used": 0, "cost": 0.0}
+"""Channels a fork starts from 0: the new run counts only what it uses itself."""
+
+
+def checkpoint_fork(graph: Any, *, source: str, target: str, node_id: str) -> bool:
+    """Copy into thread `target` the checkpoint of thread `source` taken just before `node_id`
+    first ran there (with what the other tasks of that step wrote, not what `node_id` wrote),
+    its token and cost counts zeroed: a run on `target` resumes from there, `node_id` first.
+    `graph` is the compiled graph that wrote `source`. False when there is no such checkpoint.
+    """
+    with blocking_saver() as saver:
+        history = graph.copy(update={"checkpointer": saver}).get_state_history(
+            {"configurable": {"thread_id": source}}
+        )
+        before = [snapshot for snapshot in history if node_id in snapshot.next]
+        if not before:
+            return False
+        snapshot = before[-1]  # newest first: the first time it was about to run
+        saved = saver.get_tuple(snapshot.config)
+        if saved is None:
+            return False
+        checkpoint = dict(saved.checkpoint)
+        values = dict(checkpoint["channel_values"]) | _whole(graph, snapshot, checkpoint)
+        checkpoint["channel_values"] = values | {k: v for k, v in ZEROED.items() if k in values}
+        config = {"configurable": {"thread_id": target, "checkpoint_ns": ""}}
+        forked = saver.put(config, checkpoint, saved.metadata, checkpoint["channel_versions"])
+        skipped = {task.id for task in snapshot.tasks if task.name == node_id}
+        writes: dict[str, list[tuple[str, Any]]] = defaultdict(list)
+        for task_id, channel, value in saved.pending_writes or ():
+            if task_id not in skipped and not channel.startswith("__"):
+                writes[task_id].append((channel, ZEROED.get(channel, value)))
+        for task_id, written in writes.items():
+            saver.put_writes(forked, written, task_id)
+    return True
+
+
+def _whole(graph: Any, snapshot: Any, checkpoint: Any) -> dict[str, Any]:
+    """The delta channels' values (runtime.state: `outputs`, `errors`…) as full snapshots: a
+    checkpoint holds only a step's delta of them, rebuilt from its ancestors', which a copy on
+    another thread does not have."""
+    from langgraph.channels import DeltaChannel
+    from langgraph.checkpoint.serde.types import _DeltaSnapshot  # the form LangGraph 1.2 reads
+
+    return {
+        name: _DeltaSnapshot(snapshot.values[name])
+        for name, channel in graph.channels.items()
+        if isinstance(channel, DeltaChannel)
+        and name in snapshot.values
+        and name in checkpoint["channel_versions"]
+    }
 
 
 class SharedSaver:

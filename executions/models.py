@@ -81,6 +81,18 @@ class Execution(models.Model):
         "when a worker takes it up",
     )
 
+    replay_of = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="replays",
+        help_text="the run this one replays, its provider calls answered from its record",
+    )
+    replay_from_node = models.CharField(
+        max_length=64, blank=True, help_text="a replay: the node from which it ran afresh"
+    )
+
     objects: ClassVar[ExecutionQuerySet] = ExecutionQuerySet.as_manager()  # type: ignore[assignment]
 
     class Meta:
@@ -130,6 +142,24 @@ class NodeRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.execution_id}:{self.node_id}#{self.attempt}"
+
+
+class ProviderRecording(models.Model):
+    """One provider call a run made, keyed by its request's digest (runtime.replay): what a
+    replay of the run answers the same request with. Not part of the trace API."""
+
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="recordings")
+    node_id = models.CharField(max_length=64)
+    digest = models.CharField(max_length=64, help_text="sha256 of the canonical request")
+    kind = models.CharField(max_length=16, default="chat")
+    response = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("id",)
+
+    def __str__(self) -> str:
+        return f"{self.execution_id}:{self.node_id} {self.kind}"
 
 
 class ExecutionEvent(models.Model):

@@ -1,9 +1,10 @@
 """Retention: ended runs and audit events older than their tenant's cutoff go, in batches.
 
 A run goes when it ended (`finished_at`) before the cutoff and is finished (never a queued,
-running or waiting one), with its trace (NodeRun), events, profiles, webhook delivery, stored
-files and LangGraph checkpoints (thread id = execution id). Workflows, versions, sources, keys
-and schedule ticks (which name a run by id, no foreign key) stay.
+running or waiting one), with its trace (NodeRun), events, profiles, webhook delivery, provider
+recordings (what a replay answers from), stored files and LangGraph checkpoints (thread id =
+execution id). Workflows, versions, sources, keys and schedule ticks (which name a run by id, no
+foreign key) stay.
 
 Each batch is one short transaction: its runs are picked by primary key with
 `FOR UPDATE SKIP LOCKED` (PostgreSQL; a row another transaction holds is left for the next
@@ -33,17 +34,20 @@ from executions.models import (
     ExecutionEvent,
     ExecutionProfile,
     NodeRun,
+    ProviderRecording,
     WebhookDelivery,
 )
 from tenants.models import AuditEvent, Tenant
 
 BATCH = 500
 """Rows one transaction deletes."""
-CHILDREN: dict[str, type[NodeRun | ExecutionEvent | ExecutionProfile | WebhookDelivery]] = {
+Child = NodeRun | ExecutionEvent | ExecutionProfile | WebhookDelivery | ProviderRecording
+CHILDREN: dict[str, type[Child]] = {
     "trace_rows": NodeRun,
     "events": ExecutionEvent,
     "profiles": ExecutionProfile,
     "webhooks": WebhookDelivery,
+    "recordings": ProviderRecording,
 }
 PG_CHECKPOINT_TABLES = ("checkpoint_writes", "checkpoint_blobs", "checkpoints")
 SQLITE_CHECKPOINT_TABLES = ("writes", "checkpoints")

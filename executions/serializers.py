@@ -78,6 +78,27 @@ class StoredExecuteRequestSerializer(serializers.Serializer[dict[str, Any]]):
         return _sync_timeout_checked(attrs)
 
 
+class ReplayRequestSerializer(serializers.Serializer[dict[str, Any]]):
+    version = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=column_max(WorkflowVersion, "version"),
+        help_text="a saved version of the run's workflow; default: the spec the run ran",
+    )
+    from_node = serializers.CharField(
+        required=False,
+        max_length=64,
+        help_text="keep the recorded results of the nodes before this one; run it and the "
+        "rest afresh",
+    )
+    mode = serializers.ChoiceField(
+        choices=["sync", "async"], required=False, help_text="default: the run's own"
+    )
+    initial_state = serializers.DictField(
+        required=False, help_text="default: the run's own initial state"
+    )
+
+
 class ExecuteResponseSerializer(serializers.Serializer[dict[str, Any]]):
     status = serializers.CharField(
         help_text="success, failed, timed_out or cancelled (SPEC §4's word for a success)"
@@ -196,6 +217,12 @@ class ExecutionSerializer(serializers.ModelSerializer[Execution]):
         help_text="status `waiting`: {node_id, question, options, expires_at, on_expiry, since}; "
         "answer it with POST /executions/{id}/resume. Else null."
     )
+    replay_of = serializers.CharField(
+        source="replay_of_id",
+        allow_null=True,
+        read_only=True,
+        help_text="the execution this run replays (POST /executions/{id}/replay); else null",
+    )
 
     class Meta:
         model = Execution
@@ -205,6 +232,8 @@ class ExecutionSerializer(serializers.ModelSerializer[Execution]):
             "mode",
             "workflow",
             "workflow_version",
+            "replay_of",
+            "replay_from_node",
             "workflow_name",
             "spec_digest",
             "initial_state",

@@ -34,6 +34,7 @@ from executions.models import (
     NodeRun,
     Status,
 )
+from executions.recorded_calls import execution_recordings
 from executions.recording import TraceWriter, money
 from executions.runner import Around, CallerThread, Event, run_observed
 from executions.selectors import budget_limits
@@ -70,9 +71,12 @@ def execution_create(
     idempotency_key: str = "",
     request_hash: str = "",
     claim: bool = False,
+    replay_of: Execution | None = None,
+    replay_from_node: str = "",
 ) -> Execution:
     """`claim`: the caller runs it at once (a sync execute): it is created running, held by
-    this process, which saves the claim's own commit."""
+    this process, which saves the claim's own commit. `replay_of`: the run whose recorded
+    provider calls answer this one's (executions.replay)."""
     assert validated.spec is not None
     now = timezone.now()
     held = (
@@ -96,19 +100,24 @@ def execution_create(
         idempotency_key=idempotency_key,
         request_hash=request_hash,
         trace_context=telemetry.current_carrier(),  # the worker's spans continue this trace
+        replay_of=replay_of,
+        replay_from_node=replay_from_node,
         **held,
     )
+    details: dict[str, object] = {
+        "workflow": workflow.id if workflow else None,
+        "version": workflow_version,
+        "mode": mode,
+    }
+    if replay_of is not None:
+        details |= {"replay_of": replay_of.pk, "from_node": replay_from_node or None}
     audit_record(
         tenant=tenant,
         actor=created_by,
-        action="execution.create",
+        action="execution.replay" if replay_of else "execution.create",
         target_type="execution",
         target_id=execution.id,
-        details={
-            "workflow": workflow.id if workflow else None,
-            "version": workflow_version,
-            "mode": mode,
-        },
+        details=details,
     )
     metrics.execution_started(execution)
     if not claim:
@@ -140,6 +149,7 @@ def execution_context(execution: Execution, caller: CallerThread) -> RunContext:
         trusted_hosts=execution.tenant.trusted_hosts,
     )
     ctx.labels, ctx.trace_parent = run_labels(execution), execution.trace_context
+    ctx.recordings = execution_recordings(execution, caller)
     return ctx
 
 

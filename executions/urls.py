@@ -13,6 +13,7 @@ from executions.api import (
     WorkflowExecutionsApi,
 )
 from executions.approval_api import ExecutionResumeApi
+from executions.replay_api import ExecutionReplayApi
 from executions.webhook_api import WebhookSecretApi
 
 urlpatterns = [
@@ -40,6 +41,11 @@ urlpatterns = [
         "executions/<exec:execution_id>/resume",
         ExecutionResumeApi.as_view(),
         name="execution-resume",
+    ),
+    path(
+        "executions/<exec:execution_id>/replay",
+        ExecutionReplayApi.as_view(),
+        name="execution-replay",
     ),
     path(
         "executions/<exec:execution_id>/events",

@@ -31,6 +31,7 @@ from runtime.providers.base import EnvLookup
 from runtime.providers.shared import AdapterKey, SharedAdapters, adapter_key, shared_adapters
 from runtime.ratelimit import Limiter, default_limiter
 from runtime.redaction import Redactor
+from runtime.replay import NoRecordings, Recordings
 from runtime.source_configs import SOURCE_CONFIGS
 from runtime.spec import SourceSpec
 
@@ -114,6 +115,9 @@ class RunContext:
     settles after (runtime.budget.spending)."""
     max_rate_wait: float = 30.0
     """The longest a node waits for a queue's bucket before failing with `rate_limited`."""
+    recordings: Recordings = field(default_factory=NoRecordings)
+    """Where each provider call's answer is kept, and where a replay finds the answers of the
+    run it replays (runtime.replay); by default none."""
     go_on: Callable[[], Awaitable[None]] | None = None
     """Awaited before each node attempt starts: raises RunStopped when the run may start no
     more nodes (a cancel was accepted before it asked, or the run is no longer its caller's).

@@ -12,6 +12,7 @@ from runtime.node_metadata import LLMMetadata
 from runtime.nodes.base import Node, NodeOutput, State
 from runtime.providers.base import ChatMessage, ChatRequest, ChatResult
 from runtime.ratelimit import QueueLimits, take
+from runtime.replay import chat_answer, chat_payload, replayed_details, request_digest
 from runtime.telemetry import provider_call
 
 SAMPLING = ("temperature", "max_tokens", "top_p", "frequency_penalty", "presence_penalty")
@@ -59,6 +60,10 @@ class LLMNode(Node):
             **{name: getattr(self.meta, name) for name in SAMPLING},
         )
 
+        digest = request_digest("chat", self.source(), request)
+        recorded = ctx.recordings.lookup(self.node_id, digest)
+        if recorded is not None:
+            return await self._replayed(request, digest, recorded, ctx)
         reserved, waited = await self._reserve(request, ctx)
         used = 0  # a call that failed used nothing: the whole reservation goes back
         try:
@@ -67,11 +72,27 @@ class LLMNode(Node):
         finally:
             await self._settle(ctx, used - reserved)
         tokens, cost = chat_cost(answer, ctx)
+        kept = ctx.redactor.value(chat_payload(answer, tokens, cost))  # stored: no secrets
+        await ctx.recordings.record(self.node_id, digest, "chat", kept)
         details: dict[str, Any] = {"model": answer.model, "finish_reason": answer.finish_reason}
         if self.queue is not None:
             details |= {"rate_wait_seconds": waited, "tokens_reserved": reserved}
         return NodeOutput(
             result=self._result(answer.text), tokens=tokens, cost=cost, details=details
+        )
+
+    async def _replayed(
+        self, request: ChatRequest, digest: str, recorded: dict[str, Any], ctx: RunContext
+    ) -> NodeOutput:
+        """The recorded answer to the same request: no budget, no queue, no provider; it is
+        kept again, so a replay of this run finds it too."""
+        answer = chat_answer(recorded)
+        if request.stream:
+            await ctx.observer.node_token(self.node_id, answer.text)
+        await ctx.recordings.record(self.node_id, digest, "chat", dict(recorded))
+        details = {"model": answer.model, "finish_reason": answer.finish_reason}
+        return NodeOutput(
+            result=self._result(answer.text), details=details | replayed_details(recorded)
         )
 
     async def _chat(self, request: ChatRequest, ctx: RunContext) -> ChatResult:

@@ -14,7 +14,8 @@ from runtime.node_metadata import KeywordRouter, LLMRouter, RulesRouter, Semanti
 from runtime.nodes.base import Node, NodeOutput, State
 from runtime.nodes.llm import chat_cost, chat_estimate
 from runtime.providers._errors import malformed_error
-from runtime.providers.base import ChatMessage, ChatRequest, check_text
+from runtime.providers.base import ChatMessage, ChatRequest, ChatResult, check_text
+from runtime.replay import chat_answer, chat_payload, replayed_details, request_digest
 from runtime.sandbox.expressions import evaluate_rule
 from runtime.telemetry import provider_call
 
@@ -88,17 +89,30 @@ class LLMRouterNode(Node):
             max_tokens=20,
         )
         ctx.note_input(self.node_id, chat_input(request.messages))
+        digest = request_digest("chat", self.source(), request)
+        recorded = ctx.recordings.lookup(self.node_id, digest)
+        if recorded is not None:
+            answer, tokens, cost = chat_answer(recorded), 0, 0.0
+            payload, replayed = dict(recorded), replayed_details(recorded)
+        else:
+            answer, tokens, cost = await self._ask(request, ctx)
+            payload = ctx.redactor.value(chat_payload(answer, tokens, cost))  # stored: no secrets
+            replayed = {}
+        await ctx.recordings.record(self.node_id, digest, "chat", payload)
+        intent = self._pick(answer.text)
+        routed = _routed(intent, answer=answer.text[:100], model=answer.model)
+        details = {**routed.details, **replayed}
+        return NodeOutput(routed.result, tokens, cost, routed.updates, details)
+
+    async def _ask(self, request: ChatRequest, ctx: RunContext) -> tuple[ChatResult, int, float]:
         async with spending(ctx.budget, self.node_id, chat_estimate(request, self, ctx)) as meter:
             with provider_call(
                 "chat", self.source(), request=request, redact=ctx.redactor.text
             ) as call:
-                answer = await self.adapter(ctx).chat(request)
+                answer: ChatResult = await self.adapter(ctx).chat(request)
                 call.answered(answer.model, answer.usage, answer.finish_reason, answer.text)
             meter.used = Spend(*chat_cost(answer, ctx))
-        tokens, cost = meter.used.tokens, meter.used.cost
-        intent = self._pick(answer.text)
-        routed = _routed(intent, answer=answer.text[:100], model=answer.model)
-        return NodeOutput(routed.result, tokens, cost, routed.updates, routed.details)
+        return answer, meter.used.tokens, meter.used.cost
 
     def _pick(self, answer: str) -> str:
         said = answer.strip().strip(".\"'`").lower()

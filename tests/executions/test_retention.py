@@ -20,6 +20,7 @@ from executions.models import (
     ExecutionEvent,
     ExecutionProfile,
     NodeRun,
+    ProviderRecording,
     Status,
     WebhookDelivery,
 )
@@ -34,7 +35,7 @@ pytestmark = pytest.mark.skipif(
 )
 NOW = timezone.now()
 OLD = NOW - timedelta(days=40)
-CHILD_MODELS = (NodeRun, ExecutionEvent, ExecutionProfile, WebhookDelivery)
+CHILD_MODELS = (NodeRun, ExecutionEvent, ExecutionProfile, WebhookDelivery, ProviderRecording)
 
 
 @pytest.fixture(autouse=True)
@@ -53,6 +54,7 @@ def run(tenant: Tenant, *, ended=OLD, status=Status.SUCCEEDED) -> Execution:
     ExecutionEvent.objects.create(execution=execution, kind="end")
     ExecutionProfile.objects.create(execution=execution, html="<p>")
     WebhookDelivery.objects.create(execution=execution, url="https://example.com/hook")
+    ProviderRecording.objects.create(execution=execution, node_id="a", digest="d" * 64)
     default_storage.save(execution.file_path("a.png"), ContentFile(b"png"))
     with connection.cursor() as cursor:
         thread = [execution.id, ""]
@@ -121,6 +123,7 @@ def test_it_deletes_old_ended_runs_with_every_child_and_leaves_the_rest(
         "events": 3,
         "profiles": 3,
         "webhooks": 3,
+        "recordings": 3,
         "files": 3,
         "checkpoints": 6,
         "audit_events": 0,
@@ -188,7 +191,8 @@ def test_the_command_says_what_would_go_and_changes_nothing(tenant, capsys) -> N
     out = capsys.readouterr().out
     assert "acme\n  runs ended before " in out
     assert (
-        ": 1 executions, 1 trace rows, 1 events, 1 profiles, 1 webhook deliveries, 1 files, "
+        ": 1 executions, 1 trace rows, 1 events, 1 profiles, 1 webhook deliveries, "
+        "1 provider recordings, 1 files, "
         "2 checkpoints would go" in out
     )
     assert "audit events before " in out and "nothing was deleted" in out

@@ -522,6 +522,12 @@ BASELINES: dict[tuple[str, str], dict[str, Any]] = {
     },
     ("patch", "/workflows/{workflow_id}/schedules/{schedule_id}"): {"paused": True},
     ("post", "/executions/{execution_id}/resume"): {"answer": "approve", "comment": "c"},
+    ("post", "/executions/{execution_id}/replay"): {
+        "version": 1,
+        "from_node": "say",
+        "mode": "sync",
+        "initial_state": {"user_input": "hi"},
+    },
 }
 NESTED: Any = "x"
 for _ in range(99):

@@ -11,6 +11,7 @@ LABELS = {
     "events": "events",
     "profiles": "profiles",
     "webhooks": "webhook deliveries",
+    "recordings": "provider recordings",
     "files": "files",
     "checkpoints": "checkpoints",
 }
