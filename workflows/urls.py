@@ -11,13 +11,16 @@ from workflows.api import (
     WorkflowVersionRestoreApi,
     WorkflowVersionsApi,
 )
+from workflows.transfer_api import WorkflowExportApi, WorkflowImportApi
 
 urlpatterns = [
     path("workflows", WorkflowListCreateApi.as_view(), name="workflows"),
     path("workflows/validate", WorkflowValidateApi.as_view(), name="workflow-validate"),
     path("workflows/graph", WorkflowGraphPreviewApi.as_view(), name="workflow-graph-preview"),
+    path("workflows/import", WorkflowImportApi.as_view(), name="workflow-import"),
     path("workflows/<wf:workflow_id>", WorkflowDetailApi.as_view(), name="workflow-detail"),
     path("workflows/<wf:workflow_id>/graph", WorkflowGraphApi.as_view(), name="workflow-graph"),
+    path("workflows/<wf:workflow_id>/export", WorkflowExportApi.as_view(), name="workflow-export"),
     path(
         "workflows/<wf:workflow_id>/versions",
         WorkflowVersionsApi.as_view(),

@@ -153,3 +153,28 @@ def test_a_spec_cannot_reach_another_tenants_stored_source(admin_key, theirs) ->
         spec["nodes"][1]["metadata"]["source"] = ref
         body = client_for(admin_key).post("/api/v1/workflows/validate", spec, format="json").json()
         assert [e["type"] for e in body["errors"]] == ["unknown_source"], ref
+
+
+def test_an_import_naming_another_tenants_source_or_workflow_does_not_reach_it(
+    admin_key: IssuedKey, theirs: dict[str, str]
+) -> None:
+    spec = {
+        **SPEC,
+        "nodes": [
+            {"id": "input", "type": "input"},
+            {"id": "w", "type": "llm", "metadata": {"source": theirs["source_id"], "prompt": "x"}},
+        ],
+        "edges": [{"from": "input", "to": "w"}],
+    }
+    document = {
+        "format": "agentflow.workflow-export",
+        "format_version": 1,
+        "versions": [{"version": 1, "spec": spec}],
+        "sources": [],
+    }
+    mine = client_for(admin_key)
+    response = mine.post("/api/v1/workflows/import", document, format="json")
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["type"] == "unknown_source"
+    exported = mine.get(f"/api/v1/workflows/{theirs['workflow_id']}/export")
+    assert exported.status_code == 404

@@ -508,6 +508,15 @@ BASELINES: dict[tuple[str, str], dict[str, Any]] = {
     ("patch", "/workflows/{workflow_id}"): {"spec": {"description": "d"}},
     ("post", "/workflows/validate"): SPEC,
     ("post", "/workflows/graph"): SPEC,
+    ("post", "/workflows/import"): {
+        "document": {
+            "format": "agentflow.workflow-export",
+            "format_version": 1,
+            "versions": [{"version": 1, "spec": SPEC}],
+            "sources": [],
+        },
+        "name": "imported",
+    },
     ("post", "/workflows/execute"): {"workflow": SPEC, "initial_state": {"user_input": "hi"}},
     ("post", "/workflows/{workflow_id}/execute"): {"initial_state": {"user_input": "hi"}},
     ("post", "/sources"): {"name": "s2", "kind": "openai", "config": {"model_name": "m"}},

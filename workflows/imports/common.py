@@ -1,0 +1,200 @@
+"""What both converters need: node ids and state keys, LLM sources, CEL text, and the graph
+with the nodes that did not map bridged over."""
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from workflows.imports.report import ImportOptions, ImportReport
+
+NODE_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+STATE_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+PROVIDER_KINDS = {
+    "openai": "openai",
+    "azure_openai": "azure_openai",
+    "azure": "azure_openai",
+    "anthropic": "anthropic",
+    "google": "google",
+    "gemini": "google",
+}
+KEY_ENVS = {
+    "openai": "OPENAI_API_KEY",
+    "azure_openai": "AZURE_OPENAI_API_KEY",
+    "anthropic": "ANTHROPIC_API_KEY",
+    "google": "GOOGLE_API_KEY",
+}
+SAMPLING = ("temperature", "max_tokens", "top_p", "frequency_penalty", "presence_penalty")
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def text(value: Any) -> str:
+    return value if isinstance(value, str) else "" if value is None else str(value)
+
+
+def slug(raw: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", raw)
+
+
+class Ids:
+    """Original node ids to AgentFlow node ids (valid and unique) and state keys."""
+
+    def __init__(self) -> None:
+        self.nodes: dict[str, str] = {}
+
+    def add(self, original: str, kind: str) -> str:
+        wanted = original if NODE_ID.match(original) and original != "END" else None
+        wanted = wanted or f"{slug(kind) or 'node'}_{slug(original)}"[:64]
+        candidate, n = wanted, 1
+        while candidate in self.nodes.values():
+            n += 1
+            candidate = f"{wanted[:60]}_{n}"
+        self.nodes[original] = candidate
+        return candidate
+
+    def key(self, original: str) -> str:
+        """The state key a node's output is written under (its `output_key`)."""
+        return state_key(self.nodes.get(original, original))
+
+
+def state_key(name: str) -> str:
+    key = slug(name)[:64]
+    return key if STATE_KEY.match(key) else f"_{key}"[:64]
+
+
+def cel_string(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n")
+    return f"'{escaped}'"
+
+
+def cel_literal(value: Any) -> str:
+    """A number stays a number (CEL compares 3 and 3.0 apart: both sides become doubles)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return f"{float(value)!r}"
+    try:
+        return f"{float(text(value))!r}"
+    except ValueError:
+        return cel_string(text(value))
+
+
+@dataclass
+class LLMSources:
+    """One source per provider and model: a stored one the caller named in `source_map`, or
+    an inline one whose key comes from `api_key_env` (or the provider's usual variable)."""
+
+    options: ImportOptions
+    report: ImportReport
+    inline: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def ref(self, provider: str, model: str, extra: dict[str, Any] | None = None) -> str | None:
+        """The `source` for a node on `provider`'s `model`; None when no kind fits."""
+        short = provider.rsplit("/", 1)[-1].lower()
+        if short in self.options.source_map or provider in self.options.source_map:
+            return self.options.source_map.get(short) or self.options.source_map[provider]
+        kind = PROVIDER_KINDS.get(short)
+        if kind is None:
+            return None
+        source_id = slug(f"{short}-{model}".replace(".", "-"))[:64] or short
+        if source_id not in self.inline:
+            env = self.options.api_key_env or KEY_ENVS[kind]
+            self.inline[source_id] = {
+                "id": source_id,
+                "kind": kind,
+                "config": {
+                    "model_name" if kind != "azure_openai" else "deployment": model,
+                    "api_key_env": env,
+                    **(extra or {}),
+                },
+            }
+            if self.options.api_key_env is None:
+                self.report.note(
+                    f"Source {source_id!r} reads its key from {env}; pass `api_key_env` (a "
+                    f"variable you are granted) or `source_map` {{{short!r}: <stored source>}} "
+                    "to choose another."
+                )
+        return source_id
+
+    def sources(self) -> list[dict[str, Any]]:
+        return list(self.inline.values())
+
+
+def sampling(params: dict[str, Any]) -> dict[str, Any]:
+    """Sampling overrides the llm node takes, from a provider's parameter names."""
+    names = {
+        "maxTokens": "max_tokens",
+        "topP": "top_p",
+        "frequencyPenalty": "frequency_penalty",
+        "presencePenalty": "presence_penalty",
+    }
+    out: dict[str, Any] = {}
+    for raw, value in params.items():
+        name = names.get(raw, raw)
+        if name in SAMPLING and isinstance(value, int | float) and not isinstance(value, bool):
+            out[name] = int(value) if name == "max_tokens" else float(value)
+        elif name in SAMPLING and isinstance(value, str):
+            try:
+                out[name] = int(value) if name == "max_tokens" else float(value)
+            except ValueError:
+                continue
+    return out
+
+
+Edge = tuple[str, str, str | None]
+"""(from, to, condition) over original node ids."""
+
+
+def bridged(edges: list[Edge], kept: set[str]) -> list[Edge]:
+    """The edges with every node not kept bridged over: its predecessors lead to its
+    successors, under the condition of the edge into it."""
+    out = [e for e in edges if e[0] in kept and e[1] in kept]
+    for start, end, condition in edges:
+        if start in kept and end not in kept:
+            out += [(start, t, condition) for t in _reachable_kept(end, edges, kept)]
+    seen: set[Edge] = set()
+    return [e for e in out if not (e in seen or seen.add(e))]  # type: ignore[func-returns-value]
+
+
+def _reachable_kept(node: str, edges: list[Edge], kept: set[str]) -> list[str]:
+    found: list[str] = []
+    stack, visited = [node], {node}
+    while stack:
+        current = stack.pop()
+        for start, end, _ in edges:
+            if start != current or end in visited:
+                continue
+            visited.add(end)
+            (found if end in kept else stack).append(end)
+    return found
+
+
+def spec_of(
+    *,
+    name: str,
+    description: str,
+    start: str,
+    nodes: list[dict[str, Any]],
+    edges: list[Edge],
+    ids: Ids,
+    sources: list[dict[str, Any]],
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "name": name[:200] or "imported",
+        "description": description,
+        "start_node": ids.nodes[start],
+        "nodes": nodes,
+        "edges": [
+            {"from": ids.nodes[a], "to": ids.nodes[b], **({"condition": c} if c else {})}
+            for a, b, c in edges
+        ],
+    }
+    if sources:
+        spec["sources"] = sources
+    return spec
