@@ -1,12 +1,8 @@
 """A run's provider calls, kept as `ProviderRecording` rows, and what a replay answers from."""
 
-import structlog
-
 from executions.models import Execution, NodeRun, ProviderRecording, Status
-from executions.runner import CallerThread
+from executions.recording import TraceWriter
 from runtime.replay import Recorded, Replay
-
-logger = structlog.get_logger(__name__)
 
 
 def recordings_of(execution_id: str) -> list[Recorded]:
@@ -27,29 +23,17 @@ def nodes_before(execution_id: str, node_id: str) -> frozenset[str]:
     return frozenset(done.values_list("node_id", flat=True))
 
 
-def execution_recordings(execution: Execution, caller: CallerThread) -> Replay:
-    """The run's Recordings: each call it makes is kept (written by `caller`, between its
-    events); a replay is also answered from the run it replays."""
+def execution_recordings(execution: Execution, writer: TraceWriter) -> Replay:
+    """The run's Recordings: each call it makes is handed to `writer`, which writes it with the
+    trace batch its node's end comes in (no statement of its own between two provider calls);
+    a replay is also answered from the run it replays."""
     execution_id = execution.pk
 
     async def keep(recorded: Recorded) -> None:
-        try:
-            await caller.call(lambda: _save(execution_id, recorded))
-        except Exception:  # a lost record costs a later replay a call, never this run
-            logger.exception("provider_recording_lost", execution_id=execution_id)
+        writer.keep_call(execution_id, recorded)
 
     original, from_node = execution.replay_of_id, execution.replay_from_node
     if original is None:
         return Replay(sink=keep)
     pinned = nodes_before(original, from_node) if from_node else frozenset()
     return Replay(recordings_of(original), keep, pinned=pinned, fresh_others=bool(from_node))
-
-
-def _save(execution_id: str, recorded: Recorded) -> None:
-    ProviderRecording.objects.create(
-        execution_id=execution_id,
-        node_id=recorded["node_id"],
-        digest=recorded["digest"],
-        kind=recorded["kind"],
-        response=recorded["response"],
-    )

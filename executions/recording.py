@@ -9,6 +9,7 @@ already ended.
 """
 
 import json
+import threading
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any
@@ -16,9 +17,10 @@ from typing import Any
 from django.db import transaction
 
 from agentflow_site.observability import metrics
-from executions.models import ExecutionEvent, NodeRun, Status
+from executions.models import ExecutionEvent, NodeRun, ProviderRecording, Status
 from executions.runner import Event, TokenEvent
 from runtime.events import NodeFinished, NodeStarted
+from runtime.replay import Recorded
 
 Entry = tuple[str, Event]
 """(execution id, what happened)."""
@@ -40,6 +42,26 @@ class TraceWriter:
     def __init__(self) -> None:
         self._open: dict[tuple[str, str, int], NodeRun] = {}
         self._tokens: dict[str, dict[str, list[str]]] = {}
+        self._calls: list[ProviderRecording] = []
+        self._calls_lock = threading.Lock()
+
+    def keep_call(self, execution_id: str, recorded: Recorded) -> None:
+        """A provider call's answer (runtime.replay), written with the next batch: the one its
+        node's end comes in. Called from the run's event loop, so it only queues it."""
+        row = ProviderRecording(
+            execution_id=execution_id,
+            node_id=recorded["node_id"],
+            digest=recorded["digest"],
+            kind=recorded["kind"],
+            response=_jsonable(recorded["response"]),
+        )
+        with self._calls_lock:
+            self._calls.append(row)
+
+    def _take_calls(self) -> list[ProviderRecording]:
+        with self._calls_lock:
+            calls, self._calls = self._calls, []
+        return calls
 
     def write(self, entries: Iterable[Entry]) -> None:
         events: list[ExecutionEvent] = []
@@ -74,7 +96,7 @@ class TraceWriter:
                     if found.pk is not None:  # inserted by an earlier batch
                         ended.append(found)
                 events.append(_finished(execution_id, event))
-        self._save(new, ended, late, events)
+        self._save(new, ended, late, events, self._take_calls())
 
     def flush_tokens(self, execution_ids: Sequence[str] | None = None) -> None:
         """Streamed deltas go out batched: one event per node per flush, not one row each."""
@@ -82,6 +104,9 @@ class TraceWriter:
         events = [event for execution_id in ids for event in self._token_events(execution_id)]
         if events:
             ExecutionEvent.objects.bulk_create(events)
+        calls = self._take_calls()  # a run's end: none of its calls is left behind
+        if calls:
+            ProviderRecording.objects.bulk_create(calls)
 
     def forget(self, execution_id: str) -> None:
         """The run ended: drop what is kept for it (its tokens were flushed)."""
@@ -106,10 +131,13 @@ class TraceWriter:
         ended: list[NodeRun],
         late: list[tuple[str, NodeFinished]],
         events: list[ExecutionEvent],
+        calls: list[ProviderRecording],
     ) -> None:
-        if not (new or ended or late or events):
+        if not (new or ended or late or events or calls):
             return
         with transaction.atomic():
+            if calls:
+                ProviderRecording.objects.bulk_create(calls)
             if new:
                 NodeRun.objects.bulk_create(new)
             if ended:

@@ -138,9 +138,12 @@ def _image_store(execution: Execution) -> Any:
 HEARTBEAT_EVERY = timedelta(seconds=2)
 
 
-def execution_context(execution: Execution, caller: CallerThread) -> RunContext:
+def execution_context(
+    execution: Execution, caller: CallerThread, writer: TraceWriter
+) -> RunContext:
     """The RunContext of an execution: its tenant's grants, trusted hosts, daily budget (whose
-    database writes `caller` does) and image store."""
+    database writes `caller` does), image store, and the recordings of its provider calls
+    (written by `writer`, with its trace)."""
     ctx = run_context(
         store_image=_image_store(execution),
         tenant=f"t{execution.tenant_id}",
@@ -149,7 +152,7 @@ def execution_context(execution: Execution, caller: CallerThread) -> RunContext:
         trusted_hosts=execution.tenant.trusted_hosts,
     )
     ctx.labels, ctx.trace_parent = run_labels(execution), execution.trace_context
-    ctx.recordings = execution_recordings(execution, caller)
+    ctx.recordings = execution_recordings(execution, writer)
     return ctx
 
 
@@ -226,7 +229,7 @@ def execution_run(
     log_started(execution, worker=worker)
     recorder = _Recorder(execution, worker)
     caller = CallerThread()
-    ctx = execution_context(execution, caller)
+    ctx = execution_context(execution, caller, recorder.writer)
     try:
         outcome = run_observed(
             workflow,

@@ -308,7 +308,7 @@ class RunWorker:
                 _finish(execution, Status.FAILED, None, error, 0, worker=self.name)
                 return
             workflow = compile_workflow(validated, state_keys=execution.initial_state.keys())
-            ctx = execution_context(execution, self.caller)
+            ctx = execution_context(execution, self.caller, self.writer)
         except Exception as exc:
             self._crashed(execution_id, exc)
             return
