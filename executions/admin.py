@@ -13,8 +13,10 @@ from django.utils.decorators import method_decorator
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
+from executions.admin_run import START_PERMISSION, ReplayForm, replay_start
 from executions.approvals import InvalidAnswer, NotWaiting, execution_resume
 from executions.models import Execution, ExecutionProfile
+from executions.replay import REPLAYABLE
 from executions.run_view import run_view_build
 from executions.services import ExecutionFinished, execution_cancel
 from tenants.admin_scope import TenantScopedAdmin
@@ -128,7 +130,12 @@ class ExecutionAdmin(TenantScopedAdmin):
             self.admin_site.admin_view(self.resume_view),
             name="executions_execution_resume",
         )
-        return [profile, run, cancel, resume, *super().get_urls()]
+        replay = path(
+            "<str:object_id>/replay/",
+            self.admin_site.admin_view(self.replay_view),
+            name="executions_execution_replay",
+        )
+        return [profile, run, cancel, resume, replay, *super().get_urls()]
 
     def change_view(
         self,
@@ -140,17 +147,17 @@ class ExecutionAdmin(TenantScopedAdmin):
         found = self.get_queryset(request).filter(pk=unquote(object_id)).first()
         context = {**(extra_context or {})}
         if found is not None and self.has_view_permission(request, found):
-            context["run"] = run_view_build(found)
-            context["may_cancel"] = _may_cancel(request)
+            context |= _run_context(request, found)
         return super().change_view(request, object_id, form_url, context)
 
     def run_view(self, request: HttpRequest, object_id: str) -> JsonResponse:
         """The run view's part that changes while a run goes on, for the page to poll."""
         if not self.has_view_permission(request):
             raise PermissionDenied
-        run = run_view_build(get_object_or_404(self.get_queryset(request), pk=unquote(object_id)))
-        context = {"run": run, "may_cancel": _may_cancel(request)}
+        found = get_object_or_404(self.get_queryset(request), pk=unquote(object_id))
+        context = _run_context(request, found)
         html = render_to_string("admin/executions/execution/run_view.html", context, request)
+        run = context["run"]
         response = JsonResponse(
             {"status": run.execution.status, "active": run.active, "html": html}
         )
@@ -192,6 +199,24 @@ class ExecutionAdmin(TenantScopedAdmin):
         url = reverse("admin:executions_execution_change", args=[quote(execution.pk)])
         return HttpResponseRedirect(url)
 
+    @method_decorator(require_POST)
+    def replay_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Replay the finished run (executions.replay, as the API does), on the new run's page;
+        back on this one, saying why, when it is refused."""
+        if not _may_replay(request):
+            raise PermissionDenied
+        execution = get_object_or_404(self.get_queryset(request), pk=unquote(object_id))
+        form = ReplayForm(request.POST, execution=execution)
+        replay_id = None
+        if form.is_valid():
+            replay_id = replay_start(request, execution, form)
+        else:
+            messages.warning(request, f"Not replayed: {_form_errors(form)}")
+        target = replay_id or execution.pk
+        return HttpResponseRedirect(
+            reverse("admin:executions_execution_change", args=[quote(target)])
+        )
+
     def profile_view(self, request: HttpRequest, object_id: str, profile_id: int) -> HttpResponse:
         """The stored pyinstrument page, to staff who may view executions."""
         if not self.has_view_permission(request):
@@ -206,3 +231,25 @@ class ExecutionAdmin(TenantScopedAdmin):
 
 def _may_cancel(request: HttpRequest) -> bool:
     return bool(request.user.has_perm("executions.change_execution"))
+
+
+def _may_replay(request: HttpRequest) -> bool:
+    """A replay starts a run: as on a workflow's "Start a run" page (executions.admin_run)."""
+    user = request.user
+    return bool(user.has_perm(START_PERMISSION) and user.has_perm("executions.view_execution"))
+
+
+def _run_context(request: HttpRequest, execution: Execution) -> dict[str, Any]:
+    """The run view's template context: the run, and what this user may do with it."""
+    may_replay = _may_replay(request) and execution.status in REPLAYABLE
+    return {
+        "run": run_view_build(execution),
+        "may_cancel": _may_cancel(request),
+        "replay_form": ReplayForm(execution=execution) if may_replay else None,
+    }
+
+
+def _form_errors(form: ReplayForm) -> str:
+    return "; ".join(
+        f"{name}: {' '.join(map(str, errors))}" for name, errors in form.errors.items()
+    )

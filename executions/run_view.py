@@ -30,6 +30,7 @@ INPUT_KEYS = ("input", "prompt", "rendered_prompt", "query", "request")
 """Keys of an attempt's details that hold what it was given, when a node records it."""
 MAX_ATTEMPTS_SHOWN = 500
 """A long loop's latest attempts only: the page stays readable (the states count them all)."""
+MAX_REPLAYS_SHOWN = 5
 STREAMED_CHARS = 4000
 """The end of a running node's streamed text shown; the rest is in its output when it ends."""
 _NODE_GROUP = re.compile(r'<g class="af-node af-node-node" data-node-id="([^"]*)"')
@@ -74,6 +75,12 @@ class Attempt:
     """What a running LLM node has streamed so far (its token events)."""
     loops: bool = False
     """Its node ran more than one pass (a loop): the pass number tells them apart."""
+    replayed: bool = False
+    """A replay's attempt answered from the original's record (executions.replay)."""
+    kept: bool = False
+    """A replay's attempt kept from the original: it ran before the replay's `from_node`."""
+    was: str | None = None
+    """What the recorded answer cost the original: `was 44 tokens, $0.000012`."""
 
     @property
     def cost(self) -> str:
@@ -99,6 +106,8 @@ class RunView:
     input_not_recorded: str = INPUT_NOT_RECORDED
     waiting: dict[str, Any] | None = None
     """What a waiting run asks (executions.approvals.waiting_for); None when it waits on nothing."""
+    replays: tuple[str, ...] = ()
+    """The latest runs that replay this one (their `replay_of`), newest first."""
 
     @property
     def cost(self) -> str:
@@ -126,7 +135,13 @@ def run_view_build(execution: Execution) -> RunView:
         output=None if execution.final_state is None else pretty(execution.final_state),
         error=None if execution.error is None else pretty(execution.error),
         waiting=waiting_for(execution),
+        replays=() if active else _replays(execution),
     )
+
+
+def _replays(execution: Execution) -> tuple[str, ...]:
+    latest = execution.replays.order_by("-created_at").values_list("id", flat=True)
+    return tuple(latest[:MAX_REPLAYS_SHOWN])
 
 
 def amount(value: Decimal | float) -> str:
@@ -252,7 +267,17 @@ def _attempt(row: NodeRun, number: int, offset: int, duration: int, span: int) -
         error=None if row.error is None else pretty(row.error),
         given=_given(given) if given else None,
         details=pretty(rest) if rest else None,
+        replayed=details.get("replayed") is True,
+        kept=details.get("kept") is True,
+        was=_was(details),
     )
+
+
+def _was(details: Mapping[str, Any]) -> str | None:
+    tokens, cost = details.get("recorded_tokens"), details.get("recorded_cost")
+    if not isinstance(tokens, int) or not isinstance(cost, int | float):
+        return None
+    return f"was {tokens} token{'' if tokens == 1 else 's'}, ${amount(cost)}"
 
 
 def _given(given: Mapping[str, Any]) -> str:

@@ -18,6 +18,7 @@ if str(CLIENT_SRC) not in sys.path:
     sys.path.insert(0, str(CLIENT_SRC))
 
 OFFLINE_DEMO: dict[str, Any] = json.loads((ROOT / "examples" / "offline-demo.json").read_text())
+DIFY_SAMPLE = (ROOT / "examples" / "imports" / "dify-support-triage.yml").read_text()
 PRICES = "Espresso machine: 249.0 (12 in stock)"
 SLOW_CALL = 60.0
 """How long the fake provider holds a call a test means to cancel."""

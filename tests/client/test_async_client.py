@@ -15,7 +15,7 @@ from agentflow_client import (
     NotFound,
 )
 
-from tests.client.conftest import OFFLINE_DEMO, PRICES, SLOW_CALL, slow_spec
+from tests.client.conftest import DIFY_SAMPLE, OFFLINE_DEMO, PRICES, SLOW_CALL, slow_spec
 from tests.conftest import IssuedKey
 from tests.fakes.providers import FakeOpenAIServer
 from tests.stack import Stack
@@ -88,5 +88,47 @@ def test_its_errors_carry_the_problem(server: Stack, key: IssuedKey) -> None:
             with pytest.raises(AuthenticationError) as refused:
                 await wrong.me()
             assert refused.value.status == 401
+
+    run(scenario())
+
+
+def test_it_replays_a_run(server: Stack, key: IssuedKey) -> None:
+    async def scenario() -> None:
+        async with AsyncAgentFlow(server.url, key.secret, timeout=60) as af:
+            original = await af.execute(OFFLINE_DEMO, ASK)  # an inline spec: no version
+            again = await af.replay(original.execution_id, initial_state={"user_input": "hi"})
+            assert again.succeeded
+            replay = await af.get_execution(again.execution_id)
+            assert replay.replay_of == original.execution_id
+            assert replay.initial_state == {"user_input": "hi"}
+            with pytest.raises(InvalidRequest) as version:
+                await af.replay(original.execution_id, version=1)
+            assert version.value.fields == ["version"]
+
+    run(scenario())
+
+
+def test_it_estimates_exports_and_imports(server: Stack, key: IssuedKey) -> None:
+    async def scenario() -> None:
+        async with AsyncAgentFlow(server.url, key.secret, timeout=60) as af:
+            result = await af.validate(slow_spec("a"), estimate=True, initial_state=ASK)
+            assert result.estimate is not None and result.estimate.currency == "USD"
+            assert [n.node_id for n in result.estimate.nodes] == ["ask"]
+            assert result.estimate.cheapest is not None and result.estimate.cheapest.cost > 0
+
+            workflow = await af.create_workflow(OFFLINE_DEMO)
+            document = await af.export_workflow(workflow.id)
+            assert document["workflow"]["id"] == workflow.id
+            copy = await af.import_workflow(document, name="async-copy")
+            assert copy.workflow.name == "async-copy" and copy.report["versions"] == 1
+            with pytest.raises(Conflict) as taken:
+                await af.import_workflow(document, name="async-copy")
+            assert taken.value.fields == ["name"]
+
+            triage = await af.import_workflow(
+                DIFY_SAMPLE, format="dify", name="triage", api_key_env="OPENAI_API_KEY"
+            )
+            assert triage.format == "dify"
+            assert "code" in {n["kind"] for n in triage.report["not_mapped"]}
 
     run(scenario())

@@ -166,3 +166,26 @@ def test_a_stream_that_closes_after_its_run_ended_is_not_reopened() -> None:
     ended = {**EXECUTION, "status": "failed"}
     answers = [httpx2.Response(200, text="retry: 1000\n\n"), httpx2.Response(200, json=ended)]
     assert list(client(scripted(answers, []), []).events("exec_1")) == []
+
+
+def test_replay_import_and_estimate_send_only_what_was_given() -> None:
+    accepted = {"execution_id": "exec_2", "status": "queued"}
+    answers = [
+        httpx2.Response(202, json=accepted, headers={"Location": "/api/v1/executions/exec_2"}),
+        httpx2.Response(200, json=accepted),
+        httpx2.Response(201, json={"workflow": {"id": "wf_1"}, "format": "dify", "report": {}}),
+        httpx2.Response(200, json={"valid": True, "errors": [], "warnings": [], "estimate": None}),
+    ]
+    seen: list[httpx2.Request] = []
+    af = client(scripted(answers, seen), [])
+    assert af.replay("exec_1", mode="async", from_node="b").location == "/api/v1/executions/exec_2"
+    af.replay("exec_1")
+    imported = af.import_workflow("app: {}\n", source_map={"openai": "gpt"})
+    assert imported.workflow.id == "wf_1" and imported.format == "dify"
+    assert af.validate({"name": "x"}, estimate=True).estimate is None
+    bodies = [json.loads(r.content) for r in seen]
+    assert bodies[0] == {"mode": "async", "from_node": "b"} and bodies[1] == {}
+    assert bodies[2] == {"document": "app: {}\n", "source_map": {"openai": "gpt"}}
+    assert seen[3].url.params["estimate"] == "true" and bodies[3]["initial_state"] == {}
+    with pytest.raises(ValueError, match="estimate=True"):
+        af.validate({"name": "x"}, initial_state={"user_input": "hi"})

@@ -1,7 +1,9 @@
 """The blocking client against a live AgentFlow (uvicorn + a run worker on PostgreSQL):
 validate, store, run at once and in the background following its events, read, list,
-cancel; and each error answer as its own exception carrying the problem's fields."""
+cancel, replay, estimate, export and import; and each error answer as its own exception
+carrying the problem's fields."""
 
+import json
 from typing import Any
 
 import pytest
@@ -10,12 +12,13 @@ from agentflow_client import (
     AuthenticationError,
     BadRequest,
     Conflict,
+    Imported,
     InvalidRequest,
     NotFound,
     Run,
 )
 
-from tests.client.conftest import OFFLINE_DEMO, PRICES, SLOW_CALL, slow_spec
+from tests.client.conftest import DIFY_SAMPLE, OFFLINE_DEMO, PRICES, SLOW_CALL, slow_spec
 from tests.conftest import IssuedKey
 from tests.fakes.providers import FakeOpenAIServer
 from tests.stack import Stack
@@ -127,3 +130,74 @@ def test_errors_carry_the_problem_and_its_fields(af: AgentFlow, server: Stack) -
     with pytest.raises(AuthenticationError) as no:
         stranger.me()
     assert no.value.status == 401 and no.value.detail
+
+
+def test_a_finished_run_is_replayed(af: AgentFlow) -> None:
+    workflow = af.create_workflow(OFFLINE_DEMO)
+    original = af.execute(workflow.id, ASK)
+    again = af.replay(original.execution_id)  # the offline demo calls no provider
+    assert isinstance(again, Run) and again.succeeded and not again.accepted
+    assert again.final_state == original.final_state
+    replay = af.get_execution(again.execution_id)
+    assert (replay.replay_of, replay.replay_from_node) == (original.execution_id, "")
+    assert af.get_execution(original.execution_id).replay_of is None
+
+    queued = af.replay(
+        original.execution_id, version=1, from_node="answer", mode="async", initial_state=ASK
+    )
+    assert queued.accepted
+    done = af.wait(queued.execution_id, timeout=60)
+    assert done.status == "succeeded" and done.replay_from_node == "answer"
+
+    with pytest.raises(InvalidRequest) as nowhere:
+        af.replay(original.execution_id, from_node="nowhere")
+    assert nowhere.value.fields == ["from_node"]
+    with pytest.raises(NotFound):
+        af.replay("exec_" + "0" * 24)
+
+
+def test_a_dry_run_estimates_tokens_and_cost(af: AgentFlow) -> None:
+    result = af.validate(slow_spec("estimate"), estimate=True, initial_state={"user_input": "hi"})
+    assert result.valid and result.estimate is not None
+    (node,) = result.estimate.nodes
+    assert (node.node_id, node.model, node.tokenizer) == ("ask", "gpt-4o-mini", "o200k_base")
+    assert 0 < node.prompt_tokens <= node.prompt_tokens_max and node.cost > 0
+    assert result.estimate.most_expensive is not None
+    assert result.estimate.most_expensive.nodes == ["input", "ask"]
+    assert af.validate(slow_spec("plain")).estimate is None  # not asked for
+    bad = af.validate({**slow_spec("bad"), "start_node": "nowhere"}, estimate=True)
+    assert not bad.valid and bad.estimate is None
+    with pytest.raises(ValueError, match="estimate"):
+        af.validate(OFFLINE_DEMO, initial_state=ASK)
+
+
+def test_a_workflow_is_exported_and_imported_under_another_name(af: AgentFlow) -> None:
+    workflow = af.create_workflow(OFFLINE_DEMO)
+    af.update_workflow(workflow.id, {**OFFLINE_DEMO, "description": "v2"})
+    document = af.export_workflow(workflow.id)
+    assert document["format"] == "agentflow.workflow-export"
+    assert [v["version"] for v in document["versions"]] == [1, 2]
+
+    copy = af.import_workflow(document, name="demo-copy")
+    assert isinstance(copy, Imported) and copy.format == "agentflow"
+    assert (copy.workflow.name, copy.workflow.version) == ("demo-copy", 2)
+    assert copy.workflow.id != workflow.id and copy.report["versions"] == 2
+    assert af.get_workflow(copy.workflow.id).description == "v2"
+    as_text = af.import_workflow(json.dumps(document), name="demo-text")  # JSON text too
+    assert as_text.workflow.spec["nodes"] == copy.workflow.spec["nodes"]
+
+    with pytest.raises(Conflict) as taken:
+        af.import_workflow(document, name="demo-copy")
+    assert taken.value.fields == ["name"]
+    with pytest.raises(InvalidRequest) as unknown:
+        af.import_workflow({"nodes": "no"}, format="agentflow")
+    assert unknown.value.fields == ["format_version"]
+    with pytest.raises(NotFound):
+        af.export_workflow("wf_" + "0" * 24)
+
+
+def test_a_dify_export_is_imported_with_its_report(af: AgentFlow) -> None:
+    done = af.import_workflow(DIFY_SAMPLE, name="triage", api_key_env="OPENAI_API_KEY")
+    assert done.format == "dify" and done.workflow.name == "triage"
+    assert ("code", "1733000000005") in {(n["kind"], n["id"]) for n in done.report["not_mapped"]}
+    assert {m["type"] for m in done.report["mapped"]} >= {"input", "llm"}

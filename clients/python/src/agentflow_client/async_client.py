@@ -14,6 +14,8 @@ from agentflow_client.models import (
     Event,
     Execution,
     ExecutionSummary,
+    Imported,
+    Json,
     Me,
     Model,
     Run,
@@ -22,7 +24,7 @@ from agentflow_client.models import (
     WorkflowSummary,
 )
 from agentflow_client.retry import RetryPolicy
-from agentflow_client.sync_client import USER_AGENT, Spec, Target
+from agentflow_client.sync_client import USER_AGENT, Format, Mode, Spec, Target
 
 
 class AsyncAgentFlow:
@@ -94,9 +96,16 @@ class AsyncAgentFlow:
     async def me(self) -> Me:
         return await self._read(Me, r.call(r.ME))
 
-    async def validate(self, spec: Spec, *, node: str | None = None) -> ValidationResult:
-        body = {"spec": dict(spec), **({"node": node} if node else {})}
-        return await self._read(ValidationResult, r.call(r.VALIDATE, body=body))
+    async def validate(
+        self,
+        spec: Spec,
+        *,
+        node: str | None = None,
+        estimate: bool = False,
+        initial_state: Mapping[str, Any] | None = None,
+    ) -> ValidationResult:
+        call = r.validate_call(spec, node, estimate=estimate, initial_state=initial_state)
+        return await self._read(ValidationResult, call)
 
     async def create_workflow(self, spec: Spec) -> Workflow:
         return await self._read(Workflow, r.call(r.WORKFLOW_CREATE, body={"spec": dict(spec)}))
@@ -111,6 +120,23 @@ class AsyncAgentFlow:
     async def delete_workflow(self, workflow_id: str) -> None:
         call = r.call(r.WORKFLOW_DELETE, workflow_id=workflow_id)
         r.raise_for_problem(await self._send(call))
+
+    async def export_workflow(self, workflow_id: str) -> Json:
+        return r.parse_json(await self._send(r.call(r.EXPORT, workflow_id=workflow_id)))
+
+    async def import_workflow(
+        self,
+        document: str | Spec,
+        *,
+        name: str | None = None,
+        format: Format | None = None,
+        source_map: Mapping[str, str] | None = None,
+        api_key_env: str | None = None,
+    ) -> Imported:
+        call = r.import_call(
+            document, name=name, format=format, source_map=source_map, api_key_env=api_key_env
+        )
+        return await self._read(Imported, call)
 
     def list_workflows(self, **filters: Any) -> AsyncIterator[WorkflowSummary]:
         return self._pages(WorkflowSummary, r.list_call(r.WORKFLOWS, filters))
@@ -143,6 +169,24 @@ class AsyncAgentFlow:
 
     async def cancel(self, execution_id: str) -> ExecutionSummary:
         return await self._read(ExecutionSummary, r.call(r.CANCEL, execution_id=execution_id))
+
+    async def replay(
+        self,
+        execution_id: str,
+        *,
+        version: int | None = None,
+        from_node: str | None = None,
+        mode: Mode | None = None,
+        initial_state: Mapping[str, Any] | None = None,
+    ) -> Run:
+        call = r.replay_call(
+            execution_id,
+            version=version,
+            from_node=from_node,
+            mode=mode,
+            initial_state=initial_state,
+        )
+        return await self._read(Run, call)
 
     async def wait(
         self, execution_id: str, timeout: float = 300.0, *, poll: float = 0.5

@@ -31,6 +31,9 @@ class Model:
 
 
 def _convert(cls: type[Model], name: str, value: Any) -> Any:
+    one = NESTED_ONE.get((cls.__name__, name))
+    if one is not None:
+        return one.from_json(value) if isinstance(value, dict) else None
     nested = NESTED.get((cls.__name__, name))
     if nested is not None and isinstance(value, list):
         return [nested.from_json(item) for item in value]
@@ -67,11 +70,60 @@ class SpecError(Model):
 
 
 @dataclass(frozen=True, kw_only=True)
+class NodeEstimate(Model):
+    """What one node that calls a model may cost: its prompt's tokens (from the initial state,
+    and at most), its completion bound, and USD for both."""
+
+    SCHEMAS: ClassVar[tuple[str, ...]] = ("NodeEstimate",)
+    node_id: str
+    call: str
+    source: str
+    model: str
+    tokenizer: str
+    prompt_tokens: int
+    prompt_tokens_max: int
+    completion_tokens_max: int
+    price_per_million_tokens: Json
+    cost: float
+    cost_max: float
+    unknown_inputs: list[str]
+    rendered: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class PathEstimate(Model):
+    """The nodes one way through the graph runs, and their tokens and cost."""
+
+    SCHEMAS: ClassVar[tuple[str, ...]] = ("PathEstimate",)
+    nodes: list[str]
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    cost: float
+    loop_passes: dict[str, int]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Estimate(Model):
+    """A dry run's answer: per node, and the dearest and cheapest ways through."""
+
+    SCHEMAS: ClassVar[tuple[str, ...]] = ("Estimate",)
+    currency: str
+    nodes: list[NodeEstimate]
+    most_expensive: PathEstimate | None
+    cheapest: PathEstimate | None
+
+
+@dataclass(frozen=True, kw_only=True)
 class ValidationResult(Model):
+    """Every problem of a spec; with `estimate=True`, also what a run may cost (None when
+    the spec is not valid, or one node was checked)."""
+
     SCHEMAS: ClassVar[tuple[str, ...]] = ("ValidationResult",)
     valid: bool
     errors: list[SpecError]
     warnings: list[SpecError]
+    estimate: Estimate | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -97,6 +149,20 @@ class Workflow(WorkflowSummary):
 
     SCHEMAS: ClassVar[tuple[str, ...]] = ("WorkflowDetail",)
     spec: Json
+
+
+@dataclass(frozen=True, kw_only=True)
+class Imported(Model):
+    """An import's answer: the new workflow, the document's `format` (agentflow, dify,
+    flowise) and the `report`: for an export, the sources created and reused and the
+    versions; for Dify or Flowise, what `mapped`, what was `not_mapped` and why, and `notes`.
+
+    The server declares this answer a free-form object, so no schema holds it (`SCHEMAS` is
+    empty); its `workflow` is read as `WorkflowDetail`."""
+
+    workflow: Workflow
+    format: str
+    report: Json
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -175,6 +241,9 @@ class Execution(ExecutionSummary):
     initial_state: Json | None
     final_state: Json | None
     waiting_for: Json | None
+    replay_of: str | None
+    """The execution this one replays, else None."""
+    replay_from_node: str
     nodes: list[NodeRun]
 
 
@@ -225,5 +294,14 @@ NESTED: dict[tuple[str, str], type[Model]] = {
     ("ValidationResult", "errors"): SpecError,
     ("ValidationResult", "warnings"): SpecError,
     ("Execution", "nodes"): NodeRun,
+    ("Estimate", "nodes"): NodeEstimate,
 }
 """Fields holding lists of another model (looked up by class name: subclasses share none)."""
+
+NESTED_ONE: dict[tuple[str, str], type[Model]] = {
+    ("ValidationResult", "estimate"): Estimate,
+    ("Estimate", "most_expensive"): PathEstimate,
+    ("Estimate", "cheapest"): PathEstimate,
+    ("Imported", "workflow"): Workflow,
+}
+"""Fields holding one object of another model, or null."""

@@ -18,6 +18,7 @@ from agentflow_client.models import (
     Event,
     Execution,
     ExecutionSummary,
+    Imported,
     Json,
     Me,
     Model,
@@ -41,12 +42,25 @@ class Route(NamedTuple):
 
 FILTERS = ("status", "created_after", "created_before", "page_size")
 ME = Route("GET", "/api/v1/me", Me)
-VALIDATE = Route("POST", "/api/v1/workflows/validate", ValidationResult, body=("spec",))
+VALIDATE = Route(
+    "POST",
+    "/api/v1/workflows/validate",
+    ValidationResult,
+    ("estimate",),
+    ("spec", "node", "initial_state"),
+)
 WORKFLOWS = Route("GET", "/api/v1/workflows", WorkflowSummary, ("page", "name", *FILTERS))
 WORKFLOW_CREATE = Route("POST", "/api/v1/workflows", Workflow, body=("spec",))
 WORKFLOW = Route("GET", "/api/v1/workflows/{workflow_id}", Workflow)
 WORKFLOW_UPDATE = Route("PUT", "/api/v1/workflows/{workflow_id}", Workflow, body=("spec",))
 WORKFLOW_DELETE = Route("DELETE", "/api/v1/workflows/{workflow_id}")
+EXPORT = Route("GET", "/api/v1/workflows/{workflow_id}/export")
+IMPORT = Route(
+    "POST",
+    "/api/v1/workflows/import",
+    Imported,
+    body=("document", "name", "format", "source_map", "api_key_env"),
+)
 RUN_BODY = ("initial_state", "mode", "timeout_seconds")
 EXECUTE = Route(
     "POST", "/api/v1/workflows/execute", Run, ("Idempotency-Key",), ("workflow", *RUN_BODY)
@@ -61,6 +75,12 @@ EXECUTE_STORED = Route(
 EXECUTIONS = Route("GET", "/api/v1/executions", ExecutionSummary, ("cursor", "workflow", *FILTERS))
 EXECUTION = Route("GET", "/api/v1/executions/{execution_id}", Execution)
 CANCEL = Route("POST", "/api/v1/executions/{execution_id}/cancel", ExecutionSummary)
+REPLAY = Route(
+    "POST",
+    "/api/v1/executions/{execution_id}/replay",
+    Run,
+    body=("version", "from_node", "mode", "initial_state"),
+)
 EVENTS = Route("GET", "/api/v1/executions/{execution_id}/events", None, ("Last-Event-ID",))
 ROUTES = (
     ME,
@@ -70,13 +90,19 @@ ROUTES = (
     WORKFLOW,
     WORKFLOW_UPDATE,
     WORKFLOW_DELETE,
+    EXPORT,
+    IMPORT,
     EXECUTE,
     EXECUTE_STORED,
     EXECUTIONS,
     EXECUTION,
     CANCEL,
+    REPLAY,
     EVENTS,
 )
+FREE_FORM = (EXPORT, IMPORT)
+"""Routes whose answer the server declares a free-form object: the client reads what the
+README documents, and the contract test can only check that nothing narrower is declared."""
 
 
 @dataclass(frozen=True)
@@ -120,6 +146,43 @@ def execute_call(
     return Call("POST", EXECUTE.path, json={"workflow": dict(target), **body}, headers=headers)
 
 
+def validate_call(
+    spec: Mapping[str, Any],
+    node: str | None,
+    *,
+    estimate: bool,
+    initial_state: Mapping[str, Any] | None,
+) -> Call:
+    """Validate a spec (or one `node`); `estimate=True` adds a dry run from `initial_state`."""
+    body: Json = {"spec": dict(spec)}
+    if node:
+        body["node"] = node
+    if initial_state is not None and not estimate:
+        raise ValueError("initial_state is what an estimate renders prompts from: estimate=True")
+    if not estimate:
+        return Call("POST", VALIDATE.path, json=body)
+    body["initial_state"] = dict(initial_state or {})
+    return Call("POST", VALIDATE.path, params={"estimate": "true"}, json=body)
+
+
+def replay_call(execution_id: str, **asked: Any) -> Call:
+    """The replay's body: only what was given (the server defaults each to the run's own)."""
+    body = {name: value for name, value in asked.items() if value is not None}
+    if "initial_state" in body:
+        body["initial_state"] = dict(body["initial_state"])
+    return Call("POST", REPLAY.path.format(execution_id=execution_id), json=body)
+
+
+def import_call(document: "str | Mapping[str, Any]", **options: Any) -> Call:
+    """A document as an object, or as JSON or YAML text (the server reads both)."""
+    given = document if isinstance(document, str) else dict(document)
+    body: Json = {"document": given}
+    body |= {name: value for name, value in options.items() if value is not None}
+    if "source_map" in body:
+        body["source_map"] = dict(body["source_map"])
+    return Call("POST", IMPORT.path, json=body)
+
+
 def list_call(route: Route, filters: Mapping[str, Any]) -> Call:
     params = {name: str(value) for name, value in filters.items() if value is not None}
     unknown = set(params) - set(route.params)
@@ -156,6 +219,15 @@ def problem_of(response: httpx2.Response) -> Problem:
             "detail": response.text[:500],
         }
     return Problem.from_json(data)
+
+
+def parse_json(response: httpx2.Response) -> Json:
+    """An answer read as a plain object (an export document)."""
+    raise_for_problem(response)
+    data = response.json()
+    if not isinstance(data, dict):
+        raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+    return data
 
 
 def parse[M: Model](model: type[M], response: httpx2.Response) -> M:

@@ -3,7 +3,7 @@
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 import httpx2
 
@@ -12,6 +12,8 @@ from agentflow_client.models import (
     Event,
     Execution,
     ExecutionSummary,
+    Imported,
+    Json,
     Me,
     Model,
     Run,
@@ -23,6 +25,8 @@ from agentflow_client.retry import RetryPolicy
 
 Spec = Mapping[str, Any]
 Target = str | Spec | WorkflowSummary
+Mode = Literal["sync", "async"]
+Format = Literal["agentflow", "dify", "flowise"]
 USER_AGENT = "agentflow-client/0.1"
 
 
@@ -99,10 +103,19 @@ class AgentFlow:
     def me(self) -> Me:
         return self._read(Me, r.call(r.ME))
 
-    def validate(self, spec: Spec, *, node: str | None = None) -> ValidationResult:
-        """Validate a spec (or one `node` of it): every problem at once, never raised."""
-        body = {"spec": dict(spec), **({"node": node} if node else {})}
-        return self._read(ValidationResult, r.call(r.VALIDATE, body=body))
+    def validate(
+        self,
+        spec: Spec,
+        *,
+        node: str | None = None,
+        estimate: bool = False,
+        initial_state: Mapping[str, Any] | None = None,
+    ) -> ValidationResult:
+        """Validate a spec (or one `node` of it): every problem at once, never raised.
+        `estimate=True`: also a dry run's tokens and cost from `initial_state` (`.estimate`,
+        None when the spec is not valid); nothing is called."""
+        call = r.validate_call(spec, node, estimate=estimate, initial_state=initial_state)
+        return self._read(ValidationResult, call)
 
     def create_workflow(self, spec: Spec) -> Workflow:
         return self._read(Workflow, r.call(r.WORKFLOW_CREATE, body={"spec": dict(spec)}))
@@ -118,6 +131,27 @@ class AgentFlow:
     def delete_workflow(self, workflow_id: str) -> None:
         """Soft-delete; `Conflict` while a run of it is queued or running."""
         r.raise_for_problem(self._send(r.call(r.WORKFLOW_DELETE, workflow_id=workflow_id)))
+
+    def export_workflow(self, workflow_id: str) -> Json:
+        """The workflow as one document: every version and the stored sources they use."""
+        return r.parse_json(self._send(r.call(r.EXPORT, workflow_id=workflow_id)))
+
+    def import_workflow(
+        self,
+        document: str | Spec,
+        *,
+        name: str | None = None,
+        format: Format | None = None,
+        source_map: Mapping[str, str] | None = None,
+        api_key_env: str | None = None,
+    ) -> Imported:
+        """A new workflow from an export (a dict, or JSON/YAML text), a Dify DSL or a Flowise
+        chatflow (`format`: detected when None). `Conflict` for a taken name or a source of
+        that name with another config; `InvalidRequest` naming where the document is wrong."""
+        call = r.import_call(
+            document, name=name, format=format, source_map=source_map, api_key_env=api_key_env
+        )
+        return self._read(Imported, call)
 
     def list_workflows(self, **filters: Any) -> Iterator[WorkflowSummary]:
         """Every stored workflow, page after page (filters: name, status, created_after,
@@ -157,6 +191,26 @@ class AgentFlow:
     def cancel(self, execution_id: str) -> ExecutionSummary:
         """Stop a queued, running or waiting run; `Conflict` when it already ended."""
         return self._read(ExecutionSummary, r.call(r.CANCEL, execution_id=execution_id))
+
+    def replay(
+        self,
+        execution_id: str,
+        *,
+        version: int | None = None,
+        from_node: str | None = None,
+        mode: Mode | None = None,
+        initial_state: Mapping[str, Any] | None = None,
+    ) -> Run:
+        """Run a finished execution again, its recorded provider answers reused; each option
+        defaults to the run's own. The new execution's `replay_of` names this one."""
+        call = r.replay_call(
+            execution_id,
+            version=version,
+            from_node=from_node,
+            mode=mode,
+            initial_state=initial_state,
+        )
+        return self._read(Run, call)
 
     def wait(self, execution_id: str, timeout: float = 300.0, *, poll: float = 0.5) -> Execution:
         """The execution once it has ended, or waits for a person (`waiting`); TimeoutError
