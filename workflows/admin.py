@@ -1,10 +1,12 @@
 import json
+import re
 from typing import Any
 
 from django import forms
 from django.contrib import admin
 from django.contrib.admin.utils import quote, unquote
-from django.http import Http404, HttpRequest, HttpResponse
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
@@ -18,6 +20,9 @@ from workflows.diff import SpecDiff, spec_diff
 from workflows.models import Workflow, WorkflowVersion
 from workflows.pictures import MERMAID, picture_html, spec_picture
 from workflows.services import WorkflowInvalid, workflow_create, workflow_update, workflow_validate
+from workflows.transfer import workflow_export
+
+UNSAFE_IN_FILENAME = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
 class PrettyJSONField(forms.JSONField):
@@ -169,7 +174,24 @@ class WorkflowAdmin(TenantScopedAdmin):
             self.admin_site.admin_view(self.version_view),
             name="workflows_workflow_version",
         )
-        return [version, *super().get_urls()]
+        export = path(
+            "<path:object_id>/export/",
+            self.admin_site.admin_view(self.export_view),
+            name="workflows_workflow_export",
+        )
+        return [version, export, *super().get_urls()]
+
+    def export_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """The export document (workflows.transfer, as the API's), downloaded as a file."""
+        if not self.has_view_or_change_permission(request):
+            raise PermissionDenied
+        workflows = self.get_queryset(request).filter(deleted_at__isnull=True)
+        workflow = get_object_or_404(workflows, pk=unquote(object_id))
+        filename = UNSAFE_IN_FILENAME.sub("-", workflow.name) + "-export.json"
+        response = JsonResponse(workflow_export(workflow=workflow), json_dumps_params={"indent": 2})
+        response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+        response.headers["Cache-Control"] = "private, no-store"
+        return response
 
     def version_view(self, request: HttpRequest, object_id: str, version: int) -> HttpResponse:
         """One saved version: its picture and its spec."""
