@@ -245,3 +245,41 @@ def test_flowise_v2_conditions_become_rules_and_handles_intents() -> None:
     }
     assert {"from": "c", "to": "s2", "condition": "1"} in spec["edges"]
     assert node(spec, "s2")["metadata"]["template"] == "hi {{ user_input }}"
+
+
+def test_an_http_request_keeps_its_host_as_a_source_and_leaves_credential_headers_out() -> None:
+    request = {
+        "type": "http-request",
+        "method": "post",
+        "url": "https://api.example.com/v1/orders?limit=5",
+        "headers": "Authorization: Bearer sk-live-123\nX-Api-Key: k\nAccept: application/json",
+        "params": "q:{{#s.q#}}",
+        "body": {"type": "none"},
+    }
+    converted = dify.convert(
+        dify_doc([{"id": "h", "data": request}], [("s", "h", "source")]), OPTIONS
+    )
+    spec, report = converted.spec, converted.report
+    http = next(n for n in spec["nodes"] if n["type"] == "http")
+    source = next(s for s in spec["sources"] if s["id"] == http["metadata"]["source"])
+    assert source == {
+        "id": "http_h",
+        "kind": "http",
+        "config": {"base_url": "https://api.example.com"},
+    }
+    assert http["metadata"]["method"] == "POST"
+    assert http["metadata"]["path"] == "/v1/orders?limit=5"
+    assert http["metadata"]["headers"] == {"Accept": "application/json"}
+    assert http["metadata"]["query"] == {"q": "{{ q }}"}
+    assert "sk-live-123" not in str(spec)
+    dropped = [n for n in report.notes if "was left out" in n]
+    assert len(dropped) == 2 and "'Authorization'" in dropped[0] and "'X-Api-Key'" in dropped[1]
+
+
+def test_an_http_request_whose_host_is_a_template_is_not_mapped() -> None:
+    request = {"type": "http-request", "method": "get", "url": "https://{{#s.q#}}/x"}
+    converted = dify.convert(
+        dify_doc([{"id": "h", "data": request}], [("s", "h", "source")]), OPTIONS
+    )
+    assert [n["id"] for n in converted.report.not_mapped] == ["h"]
+    assert "no fixed scheme and host" in converted.report.not_mapped[0]["reason"]

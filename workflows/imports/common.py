@@ -4,6 +4,7 @@ with the nodes that did not map bridged over."""
 import re
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from workflows.imports.report import ImportOptions, ImportReport
 
@@ -83,6 +84,51 @@ def cel_literal(value: Any) -> str:
         return f"{float(text(value))!r}"
     except ValueError:
         return cel_string(text(value))
+
+
+class Unmappable(Exception):
+    """This node cannot be converted; the message says why."""
+
+
+CREDENTIAL_HEADER = re.compile(r"auth|key|token|secret|cookie", re.IGNORECASE)
+"""A header that carries a credential, which a spec never holds (literal_secret)."""
+
+
+def http_source(inline: dict[str, dict[str, Any]], url_text: str, raw: str) -> tuple[str, str]:
+    """An inline http source for a request node's URL (its scheme and host), and the path (with
+    its query) the node asks for there.
+
+    Raises:
+        Unmappable: the URL has no fixed scheme and host (a template picks them).
+    """
+    url = urlsplit(url_text)
+    if url.scheme not in ("http", "https") or not url.netloc or "{{" in url.netloc:
+        raise Unmappable("its URL has no fixed scheme and host for an http source's base_url")
+    source_id = state_key(f"http_{raw}")[:64]
+    inline[source_id] = {
+        "id": source_id,
+        "kind": "http",
+        "config": {"base_url": f"{url.scheme}://{url.netloc}"},
+    }
+    return source_id, url.path + (f"?{url.query}" if url.query else "")
+
+
+def without_credentials(
+    headers: dict[str, str], report: ImportReport, where: str, source_id: str
+) -> dict[str, str]:
+    """The headers a spec may carry; each credential header left out is noted in the report."""
+    kept = {}
+    for name, value in headers.items():
+        if not name:
+            continue
+        if CREDENTIAL_HEADER.search(name):
+            report.note(
+                f"{where}: header {name!r} was left out; put its credential in "
+                f"source {source_id!r} (auth_method and a *_env variable)."
+            )
+        else:
+            kept[name] = value
+    return kept
 
 
 @dataclass

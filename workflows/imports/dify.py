@@ -11,21 +11,23 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 from workflows.imports.common import (
     Edge,
     Ids,
     LLMSources,
+    Unmappable,
     as_dict,
     as_list,
     bridged,
     cel_literal,
     cel_string,
+    http_source,
     sampling,
     spec_of,
     state_key,
     text,
+    without_credentials,
 )
 from workflows.imports.report import Conversion, ImportOptions, ImportReport, NotConvertible
 
@@ -61,10 +63,6 @@ OPERATORS: dict[str, Callable[[str, Any], str]] = {
     "≥": lambda x, v: f"double({x}) >= {cel_literal(v)}",
     "≤": lambda x, v: f"double({x}) <= {cel_literal(v)}",
 }
-
-
-class Unmappable(Exception):
-    """This node cannot be converted; the message says why."""
 
 
 @dataclass
@@ -215,35 +213,21 @@ def _pairs(value: Any) -> dict[str, str]:
     return pairs
 
 
-CREDENTIAL_HEADER = re.compile(r"auth|key|token|secret|cookie", re.IGNORECASE)
-
-
 def _http(ctx: _Context, data: dict[str, Any], raw: str) -> dict[str, Any]:
     where = f"node {raw}"
-    url = urlsplit(ctx.template(data.get("url"), where))  # `#` of {{#…#}} is no fragment
-    if url.scheme not in ("http", "https") or not url.netloc or "{{" in url.netloc:
-        raise Unmappable("its URL has no fixed scheme and host for an http source's base_url")
-    source_id = state_key(f"http_{raw}")[:64]
-    ctx.sources.inline[source_id] = {
-        "id": source_id,
-        "kind": "http",
-        "config": {"base_url": f"{url.scheme}://{url.netloc}"},
-    }
-    headers = {}
-    for name, value in _pairs(data.get("headers")).items():
-        if CREDENTIAL_HEADER.search(name):
-            ctx.report.note(
-                f"{where}: header {name!r} was left out; put its credential in "
-                f"source {source_id!r} (auth_method and a *_env variable)."
-            )
-        else:
-            headers[name] = ctx.template(value, where)
+    # the `#` of a {{#…#}} reference is no fragment: render before splitting
+    source_id, path = http_source(ctx.sources.inline, ctx.template(data.get("url"), where), raw)
+    headers = without_credentials(
+        {name: ctx.template(value, where) for name, value in _pairs(data.get("headers")).items()},
+        ctx.report,
+        where,
+        source_id,
+    )
     if text(as_dict(data.get("authorization")).get("type")) not in ("", "no-auth"):
         ctx.report.note(
             f"{where}: its authorization was left out (a credential never "
             f"travels in a spec); set auth_method on source {source_id!r}."
         )
-    path = url.path + (f"?{url.query}" if url.query else "")
     metadata: dict[str, Any] = {
         "source": source_id,
         "method": text(data.get("method")).upper() or "GET",

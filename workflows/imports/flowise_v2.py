@@ -10,21 +10,23 @@ source; directReply → aggregator. References `{{ question }}`, `{{ llmAgentflo
 import re
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 from workflows.imports.common import (
     Edge,
     Ids,
     LLMSources,
+    Unmappable,
     as_dict,
     as_list,
     bridged,
     cel_literal,
     cel_string,
+    http_source,
     sampling,
     spec_of,
     state_key,
     text,
+    without_credentials,
 )
 from workflows.imports.report import Conversion, ImportOptions, ImportReport, NotConvertible
 
@@ -59,10 +61,6 @@ OPERATORS: dict[str, Callable[[str, Any], str]] = {
     "smaller": lambda x, v: f"double({x}) < {cel_literal(v)}",
     "smallerEqual": lambda x, v: f"double({x}) <= {cel_literal(v)}",
 }
-
-
-class Unmappable(Exception):
-    pass
 
 
 def is_agentflow(document: dict[str, Any]) -> bool:
@@ -167,15 +165,7 @@ def _condition(flow: _Flow, inputs: dict[str, Any], raw: str) -> dict[str, Any]:
 
 def _http(flow: _Flow, inputs: dict[str, Any], raw: str) -> dict[str, Any]:
     where = f"node {raw}"
-    url = urlsplit(flow.template(inputs.get("url"), where))
-    if url.scheme not in ("http", "https") or not url.netloc or "{{" in url.netloc:
-        raise Unmappable("its URL has no fixed scheme and host for an http source's base_url")
-    source_id = state_key(f"http_{raw}")
-    flow.sources.inline[source_id] = {
-        "id": source_id,
-        "kind": "http",
-        "config": {"base_url": f"{url.scheme}://{url.netloc}"},
-    }
+    source_id, path = http_source(flow.sources.inline, flow.template(inputs.get("url"), where), raw)
     pairs = {
         text(as_dict(h).get("key")): flow.template(as_dict(h).get("value"), where)
         for h in as_list(inputs.get("headers"))
@@ -187,15 +177,10 @@ def _http(flow: _Flow, inputs: dict[str, Any], raw: str) -> dict[str, Any]:
     metadata: dict[str, Any] = {
         "source": source_id,
         "method": text(inputs.get("method")).upper() or "GET",
-        "path": url.path + (f"?{url.query}" if url.query else ""),
+        "path": path,
         "output_key": flow.ids.key(raw),
     }
-    headers = {k: v for k, v in pairs.items() if k and not re.search("auth|key|token", k, re.I)}
-    if len(headers) < len([k for k in pairs if k]):
-        flow.report.note(
-            f"{where}: credential headers were left out; set them on source "
-            f"{source_id!r} with a *_env variable."
-        )
+    headers = without_credentials(pairs, flow.report, where, source_id)
     if headers:
         metadata["headers"] = headers
     if any(query):
