@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from runtime.errors import NodeError
-from runtime.estimate.scene import Prior, Scene, priors, scene
+from runtime.estimate.scene import Prior, Scene, priors, scene, unfold
 from runtime.estimate.tokenizer import Tokenizer, chat_tokens, text_tokens, tokenizer_for
 from runtime.node_metadata import (
     ImageMetadata,
@@ -159,6 +159,8 @@ def _call(
         return _image_call(node_id, meta, source, model, scene)
     floor_messages, rendered = _messages(node_id, meta, scene.floor)
     ceiling_messages, rendered_too = _messages(node_id, meta, scene.ceiling)
+    unfolded = [(role, *unfold(content)) for role, content in ceiling_messages]
+    ceiling = chat_tokens(tokenizer, [(role, bare) for role, bare, _ in unfolded])
     return Call(
         node_id,
         "chat",
@@ -166,7 +168,7 @@ def _call(
         model,
         tokenizer,
         chat_tokens(tokenizer, floor_messages),
-        chat_tokens(tokenizer, ceiling_messages),
+        ceiling + sum(extra for _, _, extra in unfolded),
         bound,
         _unknown_inputs(meta, scene.unknown),
         rendered and rendered_too,
@@ -179,7 +181,8 @@ def _image_call(
     """An image's prompt, and the most output tokens one image bills (image.py IMAGE_TOKENS)."""
     tokenizer = tokenizer_for(source.kind, model)
     floor, ok = _render(meta.prompt, scene.floor, node_id)
-    ceiling, ok_too = _render(meta.prompt, scene.ceiling, node_id)
+    rendered, ok_too = _render(meta.prompt, scene.ceiling, node_id)
+    ceiling, extra = unfold(rendered)
     return Call(
         node_id,
         "image",
@@ -187,7 +190,7 @@ def _image_call(
         model,
         tokenizer,
         text_tokens(tokenizer, floor),
-        text_tokens(tokenizer, ceiling),
+        text_tokens(tokenizer, ceiling) + extra,
         IMAGE_TOKENS,
         _unknown_inputs(meta, scene.unknown),
         ok and ok_too,
@@ -197,9 +200,9 @@ def _image_call(
 def _embedded_tokens(meta: SemanticRouter, state: Mapping[str, Any], tokenizer: Tokenizer) -> int:
     """The first run embeds the message and every example (later runs of the same compiled
     graph only the message): the estimate is a first run's."""
-    texts = [str(state.get("user_input") or "")]
-    texts += [example for examples in meta.examples.values() for example in examples]
-    return sum(text_tokens(tokenizer, text) for text in texts)
+    message, extra = unfold(str(state.get("user_input") or ""))
+    texts = [message, *(example for examples in meta.examples.values() for example in examples)]
+    return extra + sum(text_tokens(tokenizer, text) for text in texts)
 
 
 def _messages(

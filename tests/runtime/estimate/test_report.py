@@ -1,10 +1,12 @@
 """The estimate of a whole spec, without a database: stand-ins for what earlier nodes write."""
 
+import tracemalloc
 from typing import Any
 
 from runtime.estimate import estimate_workflow
 from runtime.estimate.tokenizer import text_tokens
 from runtime.pricing import PriceTable
+from runtime.sandbox.limits import current_limits
 from runtime.validation import validate_spec
 
 GPT = {"id": "gpt", "kind": "openai", "config": {"model_name": "gpt-4o", "api_key_env": "K"}}
@@ -137,3 +139,21 @@ def test_an_llm_router_asks_for_twenty_tokens_and_sees_the_longest_intent_before
     extra = text_tokens("o200k_base", "a_very_long_intent: hi") - text_tokens("o200k_base", ": hi")
     assert node["prompt_tokens_max"] - node["prompt_tokens"] == extra
     assert node["unknown_inputs"] == ["intent"]
+
+
+def test_a_spec_cannot_make_the_estimate_build_its_stand_ins() -> None:
+    """`max_tokens` is the spec's own: a stand-in is a marker, never text that long, so many
+    nodes reading `outputs` with huge bounds cost little memory, and a prompt counts at most
+    what one rendered template may hold."""
+    chain = [llm(f"n{i}", "{{ text_result }} {{ outputs }}", max_tokens=10**9) for i in range(300)]
+    data = spec(*chain, edges=[("input", "n0")] + [(f"n{i}", f"n{i + 1}") for i in range(299)])
+    tracemalloc.start()
+    try:
+        found = estimated(data, {"user_input": "hi"})
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 100 * 2**20, f"peak {peak / 2**20:.0f} MiB"
+    held = current_limits().template_max_output_chars // 4
+    last = found["n299"]
+    assert held < last["prompt_tokens_max"] < 2 * held  # not 10**9 for each earlier answer
