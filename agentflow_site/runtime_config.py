@@ -24,6 +24,11 @@ from runtime.sandbox import limits as sandbox_limits
 from runtime.validation import PLATFORM_SECRET_NAMES
 
 
+def price_table() -> PriceTable:
+    """The prices runs and estimates use: the built-in table with AGENTFLOW_PRICES over it."""
+    return PriceTable({**DEFAULT_PRICES, **settings.AGENTFLOW_PRICES})
+
+
 def run_context(
     *,
     store_image: ImageStore | None = None,
@@ -43,7 +48,7 @@ def run_context(
         base_urls=settings.AGENTFLOW_PROVIDER_BASE_URLS,
         trusted_hosts=frozenset([*settings.AGENTFLOW_TRUSTED_HOSTS, *trusted_hosts]),
         trusted_provider_hosts=frozenset(settings.AGENTFLOW_TRUSTED_PROVIDER_HOSTS),
-        prices=PriceTable({**DEFAULT_PRICES, **settings.AGENTFLOW_PRICES}),
+        prices=price_table(),
         aggregations={**AGGREGATIONS, **extra},
         store_image=store_image,
         tenant=tenant,

@@ -2,10 +2,8 @@
 
 from typing import Any
 
-from django.conf import settings
-
+from agentflow_site.runtime_config import price_table
 from runtime.estimate import Estimate, estimate_workflow
-from runtime.pricing import DEFAULT_PRICES, PriceTable
 from runtime.validation import ValidationResult
 
 
@@ -16,6 +14,4 @@ def workflow_estimate(
     valid whole spec. Calls no provider, database or HTTP service."""
     if validated is None or not validated.valid or validated.spec is None:
         return None
-    # The same table runs are priced with (agentflow_site.runtime_config.run_context).
-    prices = PriceTable({**DEFAULT_PRICES, **settings.AGENTFLOW_PRICES})
-    return estimate_workflow(validated, initial_state, prices=prices)
+    return estimate_workflow(validated, initial_state, prices=price_table())
